@@ -1,0 +1,236 @@
+"""API v1 views: check who may do what, translate JSON, call a service."""
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.response import Response
+
+from .. import selectors, services
+from ..filters import DetaineeGroupFilter, EventFilter, NegotiationFilter, PartyFilter, ReportedFigureFilter
+from ..models import ApiClient, DetaineeGroup, Party, ReportedFigure
+from . import serializers
+
+
+class RecordViewSet(viewsets.GenericViewSet):
+    """Create and update through the services; respond with the object as a list shows it."""
+
+    def create_object(self, data):  # pragma: no cover - every writable subclass overrides it
+        raise NotImplementedError
+
+    def update_object(self, instance, data):  # pragma: no cover
+        raise NotImplementedError
+
+    def respond(self, instance, status_code=status.HTTP_200_OK):
+        instance = self.get_queryset().get(pk=instance.pk)
+        return Response(self.get_serializer(instance).data, status=status_code)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        instance = self.create_object(serializer.validated_data)
+        return self.respond(instance, status.HTTP_201_CREATED)
+
+    def update(self, request, *args, partial=False, **kwargs):
+        instance = self.get_object()
+        serializer = self.get_serializer(instance, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        instance = self.update_object(instance, serializer.validated_data)
+        return self.respond(instance)
+
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, partial=True, **kwargs)
+
+
+class PartyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordViewSet):
+    """Negotiating parties: governments, de-facto authorities, mediators, the UN, the ICRC."""
+
+    queryset = Party.objects.all()
+    serializer_class = serializers.PartySerializer
+    filterset_class = PartyFilter
+    cursor_ordering = ("name",)
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
+
+    def create_object(self, data):
+        return services.party_create(actor=self.request.user, **data)
+
+    def update_object(self, instance, data):
+        return services.party_update(party=instance, actor=self.request.user, **data)
+
+
+class DetaineeGroupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordViewSet):
+    """Detainee groups, with a summary of every figure claimed about them."""
+
+    queryset = DetaineeGroup.objects.prefetch_related("figures")
+    serializer_class = serializers.DetaineeGroupSerializer
+    filterset_class = DetaineeGroupFilter
+    cursor_ordering = ("-created_at", "-id")
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
+
+    def create_object(self, data):
+        return services.detainee_group_create(actor=self.request.user, **data)
+
+    def update_object(self, instance, data):
+        return services.detainee_group_update(group=instance, actor=self.request.user, **data)
+
+
+GROUP_PK = OpenApiParameter("group_pk", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Detainee group id")
+NEGOTIATION_PK = OpenApiParameter(
+    "negotiation_pk", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Negotiation id"
+)
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[GROUP_PK]),
+    create=extend_schema(parameters=[GROUP_PK]),
+    retrieve=extend_schema(parameters=[GROUP_PK]),
+    partial_update=extend_schema(parameters=[GROUP_PK], request=serializers.ReportedFigureUpdateSerializer),
+)
+class ReportedFigureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordViewSet):
+    """Figures reported about one group: claims with their source, never overwritten.
+
+    Only `reliability` and `notes` can change after a claim is recorded."""
+
+    serializer_class = serializers.ReportedFigureSerializer
+    filterset_class = ReportedFigureFilter
+    cursor_ordering = ("reported_on", "created_at")
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_group(self):
+        if not hasattr(self, "_group"):
+            self._group = get_object_or_404(DetaineeGroup, pk=self.kwargs["group_pk"])
+        return self._group
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ReportedFigure.objects.none()
+        return ReportedFigure.objects.filter(group=self.get_group())
+
+    def get_serializer_class(self):
+        if self.action == "partial_update":
+            return serializers.ReportedFigureUpdateSerializer
+        return serializers.ReportedFigureSerializer
+
+    def create_object(self, data):
+        return services.figure_create(group=self.get_group(), actor=self.request.user, **data)
+
+    def update_object(self, instance, data):
+        return services.figure_update(figure=instance, actor=self.request.user, **data)
+
+
+class NegotiationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordViewSet):
+    """Negotiations the caller may see. The status is changed through `status-changes/`."""
+
+    serializer_class = serializers.NegotiationSerializer
+    filterset_class = NegotiationFilter
+    cursor_ordering = ("-created_at", "-id")
+    ordering_fields = ("created_at", "updated_at")
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
+
+    def get_queryset(self):
+        return selectors.negotiation_list(self.request.user)
+
+    @staticmethod
+    def _lists(data):
+        data = dict(data)
+        if "covered_groups" in data:
+            data["groups"] = data.pop("covered_groups")
+        return data
+
+    def create_object(self, data):
+        return services.negotiation_create(actor=self.request.user, **self._lists(data))
+
+    def update_object(self, instance, data):
+        return services.negotiation_update(negotiation=instance, actor=self.request.user, **self._lists(data))
+
+
+class NegotiationChildViewSet(RecordViewSet):
+    """Rows that belong to one negotiation; a negotiation the caller may not see is a 404."""
+
+    def get_negotiation(self):
+        if not hasattr(self, "_negotiation"):
+            self._negotiation = get_object_or_404(
+                selectors.negotiations_visible_to(self.request.user), pk=self.kwargs["negotiation_pk"]
+            )
+        return self._negotiation
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[NEGOTIATION_PK]),
+    create=extend_schema(parameters=[NEGOTIATION_PK], responses={201: serializers.StatusChangeSerializer}),
+    retrieve=extend_schema(parameters=[NEGOTIATION_PK]),
+)
+class StatusChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, NegotiationChildViewSet):
+    """A negotiation's status history, oldest first. POST records a change (409 if illegal)."""
+
+    serializer_class = serializers.StatusChangeSerializer
+    cursor_ordering = ("sequence",)
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return selectors.StatusChange.objects.none()
+        return selectors.status_change_list(self.get_negotiation())
+
+    def create_object(self, data):
+        return services.negotiation_change_status(
+            negotiation=self.get_negotiation(), actor=self.request.user, **data
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[NEGOTIATION_PK]),
+    create=extend_schema(parameters=[NEGOTIATION_PK]),
+    retrieve=extend_schema(parameters=[NEGOTIATION_PK]),
+    update=extend_schema(parameters=[NEGOTIATION_PK]),
+    partial_update=extend_schema(parameters=[NEGOTIATION_PK]),
+    destroy=extend_schema(parameters=[NEGOTIATION_PK]),
+)
+class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, NegotiationChildViewSet):
+    """A negotiation's timeline, oldest first."""
+
+    serializer_class = serializers.EventSerializer
+    filterset_class = EventFilter
+    cursor_ordering = ("occurred_at", "created_at")
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return selectors.Event.objects.none()
+        return selectors.event_list(self.get_negotiation())
+
+    def create_object(self, data):
+        return services.event_create(negotiation=self.get_negotiation(), actor=self.request.user, **data)
+
+    def update_object(self, instance, data):
+        return services.event_update(event=instance, actor=self.request.user, **data)
+
+    def destroy(self, request, *args, **kwargs):
+        services.event_delete(event=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(responses=serializers.ApiClientSerializer)
+@api_view(["GET"])
+def me(request):
+    """The API client making the call (for staff logins: 404)."""
+    if not isinstance(request.user, ApiClient):
+        return Response({"detail": "Not an API client."}, status=status.HTTP_404_NOT_FOUND)
+    return Response(serializers.ApiClientSerializer(request.user).data)
+
+
+def healthz(request):
+    """200 when the database answers; no authentication."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:  # noqa: BLE001 - any database failure means unhealthy
+        return JsonResponse({"status": "unavailable"}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+def not_found(request, exception=None):
+    """JSON 404 for unknown API paths; the admin keeps Django's page."""
+    return JsonResponse({"detail": "Not found."}, status=404)

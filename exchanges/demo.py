@@ -1,0 +1,255 @@
+"""Demo data: the Azovstal story and a few more negotiations, written through the services.
+
+The Azovstal negotiation is reconstructed from public reporting of May-June 2022 for
+demonstration; wording and some dates are simplified. The other negotiations are
+illustrative, dated relative to today so that one of them is always silent for over a
+month. Loading twice changes nothing: what exists (by name or title) is left alone.
+"""
+from datetime import date, datetime, timedelta, timezone as dt_timezone
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import services
+from .models import DetaineeGroup, Negotiation, Party
+
+PARTIES = [
+    {"name": "Government of Ukraine", "short_name": "UA", "kind": "state", "country": "UA"},
+    {"name": "Russian Federation", "short_name": "RU", "kind": "state", "country": "RU"},
+    {
+        "name": "Donetsk \u201cPeople's Republic\u201d authorities",
+        "short_name": "DPR",
+        "kind": "de_facto_authority",
+        "country": None,
+    },
+    {"name": "United Nations", "short_name": "UN", "kind": "intergovernmental", "country": None},
+    {"name": "International Committee of the Red Cross", "short_name": "ICRC", "kind": "humanitarian", "country": None},
+    {"name": "Republic of T\u00fcrkiye", "short_name": "TR", "kind": "state", "country": "TR"},
+    {"name": "United Arab Emirates", "short_name": "AE", "kind": "state", "country": "AE"},
+]
+
+
+def at(day, hour=12):
+    return datetime(day.year, day.month, day.day, hour, tzinfo=dt_timezone.utc)
+
+
+def _party(short_name):
+    return Party.objects.get(short_name=short_name)
+
+
+def _ensure_parties():
+    for spec in PARTIES:
+        if not Party.objects.filter(name=spec["name"]).exists():
+            services.party_create(actor=None, **spec)
+
+
+def _ensure_group(spec, figures):
+    group = DetaineeGroup.objects.filter(name=spec["name"]).first()
+    if group:
+        return group
+    group = services.detainee_group_create(actor=None, **spec)
+    for figure in figures:
+        services.figure_create(group=group, actor=None, **figure)
+    return group
+
+
+def _ensure_negotiation(spec, *, participants, groups, history):
+    """Create it once, then play its history (status changes and events) in time order."""
+    if Negotiation.objects.filter(title=spec["title"]).exists():
+        return None
+    negotiation = services.negotiation_create(actor=None, participants=participants, groups=groups, **spec)
+    for when, entry in sorted(history, key=lambda item: item[0]):
+        if "to_status" in entry:
+            services.negotiation_change_status(negotiation=negotiation, actor=None, occurred_at=when, **entry)
+        else:
+            services.event_create(negotiation=negotiation, actor=None, occurred_at=when, **entry)
+    return negotiation
+
+
+def azovstal():
+    ua, ru, un, icrc, tr = (_party(code) for code in ("UA", "RU", "UN", "ICRC", "TR"))
+    garrison = _ensure_group(
+        {
+            "name": "Azovstal garrison (Mariupol)",
+            "held_by": ru,
+            "affiliated_with": ua,
+            "category": "combatants",
+            "detained_since": date(2022, 5, 16),
+            "location": "Olenivka (Donetsk region); the seriously wounded in hospital in Novoazovsk",
+            "estimated_count": 265,
+            "seriously_wounded_count": 52,
+            "notes": (
+                "The two sides' counts of those who left the plant differ by a factor of six; "
+                "the working figures follow the Ukrainian report until the ICRC registration is shared."
+            ),
+        },
+        [
+            {
+                "metric": "total",
+                "value": 1730,
+                "source_party": ru,
+                "source": "Russian Ministry of Defence briefing",
+                "reported_on": date(2022, 5, 19),
+                "reliability": "disputed",
+            },
+            {
+                "metric": "total",
+                "value": 265,
+                "source_party": ua,
+                "source": "General Staff of the Armed Forces of Ukraine, statement",
+                "reported_on": date(2022, 5, 17),
+                "reliability": "unverified",
+            },
+            {
+                "metric": "seriously_wounded",
+                "value": 52,
+                "source_party": ua,
+                "source": "General Staff of the Armed Forces of Ukraine, statement",
+                "reported_on": date(2022, 5, 17),
+                "reliability": "unverified",
+            },
+        ],
+    )
+    return _ensure_negotiation(
+        {
+            "title": "Evacuation and exchange of the seriously wounded Azovstal defenders",
+            "summary": (
+                "Ukraine sought the evacuation of about fifty seriously wounded defenders of the "
+                "Azovstal plant, to be exchanged for Russian prisoners; the UN and the ICRC "
+                "facilitated. Reconstructed from public reporting for demonstration."
+            ),
+            "priority": "urgent",
+            "visibility": "all_partners",
+            "opened_on": date(2022, 5, 6),
+            "next_step": "",
+        },
+        participants=[
+            {"party": ua, "role": "side"},
+            {"party": ru, "role": "side"},
+            {"party": un, "role": "facilitator"},
+            {"party": icrc, "role": "facilitator"},
+            {"party": tr, "role": "mediator"},
+        ],
+        groups=[{"group": garrison, "proposed_count": 52, "released_count": None}],
+        history=[
+            (at(date(2022, 5, 6), 10), {"kind": "proposal", "summary": "Ukraine proposes evacuating the seriously wounded defenders in exchange for Russian prisoners of war.", "parties": [ua], "source": "Deputy Prime Minister of Ukraine, public statement"}),
+            (at(date(2022, 5, 9), 12), {"to_status": "in_talks", "note": "Talks through the UN and the ICRC on the wounded.", "source": "Public reporting"}),
+            (at(date(2022, 5, 11), 15), {"kind": "proposal", "summary": "T\u00fcrkiye offers to evacuate the wounded by sea.", "parties": [tr], "source": "Turkish presidency, public statement"}),
+            (at(date(2022, 5, 12), 9), {"kind": "rejection", "summary": "The Russian side does not accept an evacuation outside surrender; the sea route is not agreed.", "parties": [ru], "source": "Public reporting"}),
+            (at(date(2022, 5, 16), 21), {"to_status": "agreed_in_principle", "note": "Seriously wounded to be taken to Novoazovsk, to be exchanged later.", "source": "General Staff of the Armed Forces of Ukraine"}),
+            (at(date(2022, 5, 17), 8), {"kind": "statement", "summary": "Ukraine reports 265 defenders left the plant, 52 of them seriously wounded.", "parties": [ua], "source": "General Staff of the Armed Forces of Ukraine"}),
+            (at(date(2022, 5, 18), 10), {"kind": "verification", "summary": "The ICRC registers prisoners of war leaving the plant, at the parties' request.", "parties": [icrc], "source": "ICRC statement"}),
+            (at(date(2022, 5, 19), 11), {"kind": "statement", "summary": "The Russian side claims 1,730 fighters have surrendered.", "parties": [ru], "source": "Russian Ministry of Defence briefing"}),
+            (at(date(2022, 6, 20), 12), {"to_status": "lists_exchanged", "note": "Lists of the wounded to be exchanged passed through the facilitators.", "source": "Illustrative"}),
+            (at(date(2022, 6, 27), 12), {"to_status": "agreed", "source": "Illustrative"}),
+            (at(date(2022, 6, 29), 8), {"to_status": "implementing", "source": "Illustrative"}),
+            (at(date(2022, 6, 29), 18), {"kind": "release", "summary": "Exchange: 144 Ukrainian defenders return, 95 of them from Azovstal, most seriously wounded.", "parties": [ua, ru], "source": "Coordination Headquarters for the Treatment of Prisoners of War, Ukraine"}),
+            (at(date(2022, 6, 29), 19), {"to_status": "completed", "source": "Public reporting"}),
+        ],
+    )
+
+
+def illustrative():
+    """Three more negotiations, dated relative to today."""
+    ua, ru, dpr, un, icrc, ae = (_party(code) for code in ("UA", "RU", "DPR", "UN", "ICRC", "AE"))
+    today = timezone.localdate()
+    civilians = _ensure_group(
+        {
+            "name": "Civilians detained in the occupied south",
+            "held_by": ru,
+            "affiliated_with": ua,
+            "category": "civilians",
+            "location": "Various facilities, unconfirmed",
+            "estimated_count": 400,
+            "seriously_wounded_count": 0,
+        },
+        [
+            {"metric": "total", "value": 400, "source_party": ua, "source": "Ombudsman's office", "reported_on": today - timedelta(days=70)},
+            {"metric": "total", "value": 120, "source_party": ru, "source": "Statement to the press", "reported_on": today - timedelta(days=60)},
+        ],
+    )
+    medics = _ensure_group(
+        {
+            "name": "Captured medical personnel",
+            "held_by": dpr,
+            "affiliated_with": ua,
+            "category": "medical_personnel",
+            "estimated_count": 31,
+            "seriously_wounded_count": 3,
+        },
+        [{"metric": "total", "value": 31, "source_party": icrc, "source": "ICRC visits", "reported_on": today - timedelta(days=20), "reliability": "corroborated"}],
+    )
+    soldiers = _ensure_group(
+        {
+            "name": "Russian servicemen held by Ukraine",
+            "held_by": ua,
+            "affiliated_with": ru,
+            "category": "combatants",
+            "estimated_count": 150,
+        },
+        [],
+    )
+    _ensure_negotiation(
+        {
+            "title": "Release of civilians detained in the occupied south",
+            "summary": "Illustrative: talks mediated by the United Arab Emirates that went quiet after a counter-proposal.",
+            "priority": "high",
+            "visibility": "all_partners",
+            "opened_on": today - timedelta(days=110),
+            "next_step": "Mediator to circulate a revised list.",
+        },
+        participants=[
+            {"party": ua, "role": "side"},
+            {"party": ru, "role": "side"},
+            {"party": ae, "role": "mediator"},
+            {"party": icrc, "role": "observer"},
+        ],
+        groups=[{"group": civilians, "proposed_count": 120}],
+        history=[
+            (at(today - timedelta(days=100)), {"kind": "proposal", "summary": "Ukraine proposes the release of all detained civilians.", "parties": [ua]}),
+            (at(today - timedelta(days=90)), {"to_status": "in_talks"}),
+            (at(today - timedelta(days=60)), {"kind": "meeting", "summary": "Meeting in Abu Dhabi.", "parties": [ua, ru, ae]}),
+            (at(today - timedelta(days=45)), {"kind": "counter_proposal", "summary": "Counter-proposal: 120 civilians in a first stage.", "parties": [ru]}),
+        ],
+    )
+    _ensure_negotiation(
+        {
+            "title": "Return of captured medical personnel",
+            "summary": "Illustrative: Geneva Convention I protects medical personnel; lists agreed, verification pending.",
+            "priority": "urgent",
+            "visibility": "participants",
+            "opened_on": today - timedelta(days=40),
+            "next_step": "ICRC to confirm the identities on the exchanged lists.",
+            "next_step_due": today - timedelta(days=3),
+        },
+        participants=[{"party": ua, "role": "side"}, {"party": dpr, "role": "side"}, {"party": icrc, "role": "facilitator"}],
+        groups=[{"group": medics, "proposed_count": 31}],
+        history=[
+            (at(today - timedelta(days=35)), {"to_status": "in_talks"}),
+            (at(today - timedelta(days=20)), {"to_status": "agreed_in_principle"}),
+            (at(today - timedelta(days=5)), {"to_status": "lists_exchanged", "note": "Lists handed over through the ICRC."}),
+            (at(today - timedelta(days=2)), {"kind": "statement", "summary": "The ICRC says verification visits are being arranged.", "parties": [icrc]}),
+        ],
+    )
+    _ensure_negotiation(
+        {
+            "title": "Proposed exchange of servicemen, staff assessment",
+            "summary": "Illustrative: an internal assessment of an early proposal, not shared with partners.",
+            "priority": "routine",
+            "visibility": "staff_only",
+            "opened_on": today - timedelta(days=10),
+            "next_step": "Decide whether to raise it with the UN.",
+            "next_step_due": today + timedelta(days=7),
+        },
+        participants=[{"party": ua, "role": "side"}, {"party": ru, "role": "side"}, {"party": un, "role": "observer"}],
+        groups=[{"group": soldiers, "proposed_count": 50}],
+        history=[(at(today - timedelta(days=8)), {"kind": "proposal", "summary": "Informal proposal of a 50-for-50 exchange.", "parties": [ua]})],
+    )
+
+
+@transaction.atomic
+def load_demo():
+    """Load every demo object that is not there yet."""
+    _ensure_parties()
+    azovstal()
+    illustrative()

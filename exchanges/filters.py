@@ -1,0 +1,84 @@
+"""Query-string filters for the API lists. Bad values get 400 naming the filter."""
+import django_filters
+from django.db.models import Exists, OuterRef, Q
+
+from .choices import (
+    EventKind,
+    FigureMetric,
+    GroupCategory,
+    NegotiationStatus,
+    PartyKind,
+    Priority,
+    Reliability,
+    Visibility,
+)
+from .models import CoveredGroup, DetaineeGroup, Event, Negotiation, Participant, Party, ReportedFigure
+
+
+class PartyFilter(django_filters.FilterSet):
+    kind = django_filters.MultipleChoiceFilter(choices=PartyKind.choices)
+    country = django_filters.CharFilter(field_name="country", lookup_expr="iexact", max_length=2)
+    search = django_filters.CharFilter(method="filter_search", max_length=200, label="Name or short name contains")
+
+    class Meta:
+        model = Party
+        fields = ["kind", "country", "search"]
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(short_name__icontains=value))
+
+
+class DetaineeGroupFilter(django_filters.FilterSet):
+    held_by = django_filters.UUIDFilter(field_name="held_by")
+    affiliated_with = django_filters.UUIDFilter(field_name="affiliated_with")
+    category = django_filters.MultipleChoiceFilter(choices=GroupCategory.choices)
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    search = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200)
+
+    class Meta:
+        model = DetaineeGroup
+        fields = ["held_by", "affiliated_with", "category", "updated_since", "search"]
+
+
+class ReportedFigureFilter(django_filters.FilterSet):
+    metric = django_filters.MultipleChoiceFilter(choices=FigureMetric.choices)
+    reliability = django_filters.MultipleChoiceFilter(choices=Reliability.choices)
+    source_party = django_filters.UUIDFilter(field_name="source_party")
+
+    class Meta:
+        model = ReportedFigure
+        fields = ["metric", "reliability", "source_party"]
+
+
+class NegotiationFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=NegotiationStatus.choices, label="Status (repeatable)")
+    stalled = django_filters.BooleanFilter()
+    priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
+    visibility = django_filters.MultipleChoiceFilter(choices=Visibility.choices)
+    party = django_filters.UUIDFilter(method="filter_party", label="A party taking part")
+    group = django_filters.UUIDFilter(method="filter_group", label="A detainee group covered")
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    search = django_filters.CharFilter(method="filter_search", max_length=200, label="Title or reference contains")
+
+    class Meta:
+        model = Negotiation
+        fields = ["status", "stalled", "priority", "visibility", "party", "group", "updated_since", "search"]
+
+    def filter_party(self, queryset, name, value):
+        return queryset.filter(Exists(Participant.objects.filter(negotiation=OuterRef("pk"), party=value)))
+
+    def filter_group(self, queryset, name, value):
+        return queryset.filter(Exists(CoveredGroup.objects.filter(negotiation=OuterRef("pk"), group=value)))
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(Q(title__icontains=value) | Q(reference__icontains=value))
+
+
+class EventFilter(django_filters.FilterSet):
+    kind = django_filters.MultipleChoiceFilter(choices=EventKind.choices)
+    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte")
+
+    class Meta:
+        model = Event
+        fields = ["kind", "occurred_after", "occurred_before"]

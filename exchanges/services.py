@@ -1,0 +1,381 @@
+"""Every write to the record. Views, the admin, commands and tasks all call these.
+
+Each function is keyword-only, validates, writes in one transaction, and raises
+`django.core.exceptions.ValidationError` (a dict of field -> messages) for bad input,
+or `IllegalStatusChange` for a move the transition table forbids. An `actor` is a
+staff `User`, an `ApiClient`, or None for the system.
+"""
+import hashlib
+import secrets
+from datetime import datetime, time, timezone as dt_timezone
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import signals
+from .choices import FINAL, NegotiationStatus, Visibility, allowed_transitions
+from .models import (
+    ApiClient,
+    CoveredGroup,
+    DetaineeGroup,
+    Event,
+    Negotiation,
+    Participant,
+    Party,
+    ReferenceCounter,
+    ReportedFigure,
+    StatusChange,
+)
+
+TOKEN_PREFIX = "trk_"
+
+
+class IllegalStatusChange(Exception):
+    """A status move the transition table does not allow (HTTP 409)."""
+
+    def __init__(self, *, from_status, to_status):
+        self.from_status = from_status
+        self.to_status = to_status
+        self.allowed = allowed_transitions(from_status)
+        super().__init__(
+            _("A negotiation cannot move from %(from)s to %(to)s.") % {"from": from_status, "to": to_status}
+        )
+
+
+def _recorded_by(actor):
+    User = get_user_model()
+    return {
+        "recorded_by_user": actor if isinstance(actor, User) else None,
+        "recorded_by_client": actor if isinstance(actor, ApiClient) else None,
+    }
+
+
+def _client_party(actor):
+    return actor.party if isinstance(actor, ApiClient) else None
+
+
+def _not_in_future(field, value, *, now=None):
+    if value is not None and value > (now or timezone.now()):
+        raise ValidationError({field: [_("Must not be in the future.")]})
+
+
+def _save(instance, *, update_fields=None):
+    """Validate fields and constraints the way the database will, then save."""
+    instance.full_clean()
+    instance.save(update_fields=update_fields)
+    return instance
+
+
+def _apply(instance, fields, allowed):
+    unknown = set(fields) - set(allowed)
+    if unknown:
+        raise ValidationError({name: [_("This field cannot be changed.")] for name in sorted(unknown)})
+    for name, value in fields.items():
+        setattr(instance, name, value)
+
+
+# Parties ---------------------------------------------------------------------------
+
+PARTY_FIELDS = ("name", "short_name", "kind", "country")
+
+
+@transaction.atomic
+def party_create(*, actor, **fields):
+    party = Party()
+    _apply(party, fields, PARTY_FIELDS)
+    return _save(party)
+
+
+@transaction.atomic
+def party_update(*, party, actor, **fields):
+    _apply(party, fields, PARTY_FIELDS)
+    return _save(party)
+
+
+# Detainee groups and figures --------------------------------------------------------
+
+GROUP_FIELDS = (
+    "name",
+    "held_by",
+    "affiliated_with",
+    "category",
+    "detained_since",
+    "location",
+    "estimated_count",
+    "seriously_wounded_count",
+    "notes",
+)
+
+
+@transaction.atomic
+def detainee_group_create(*, actor, **fields):
+    group = DetaineeGroup()
+    _apply(group, fields, GROUP_FIELDS)
+    return _save(group)
+
+
+@transaction.atomic
+def detainee_group_update(*, group, actor, **fields):
+    group = DetaineeGroup.objects.select_for_update().get(pk=group.pk)
+    _apply(group, fields, GROUP_FIELDS)
+    _save(group)
+    for negotiation in Negotiation.objects.filter(covered_groups__group=group):
+        signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
+    return group
+
+
+FIGURE_FIELDS = ("metric", "value", "source_party", "source", "reported_on", "reliability", "notes")
+#: Once recorded, a claim's substance is fixed; only the assessment of it may change.
+FIGURE_MUTABLE_FIELDS = ("reliability", "notes")
+
+
+@transaction.atomic
+def figure_create(*, group, actor, **fields):
+    figure = ReportedFigure(group=group)
+    _apply(figure, fields, FIGURE_FIELDS)
+    return _save(figure)
+
+
+@transaction.atomic
+def figure_update(*, figure, actor, **fields):
+    _apply(figure, fields, FIGURE_MUTABLE_FIELDS)
+    return _save(figure)
+
+
+# Negotiations -----------------------------------------------------------------------
+
+NEGOTIATION_FIELDS = (
+    "title",
+    "summary",
+    "priority",
+    "visibility",
+    "opened_on",
+    "next_step",
+    "next_step_due",
+)
+
+
+def _next_reference(year):
+    """Hand out NEG-<year>-<n>, numbered without gaps or duplicates under concurrency."""
+    with transaction.atomic():
+        if not ReferenceCounter.objects.filter(year=year).update(last_number=F("last_number") + 1):
+            try:
+                with transaction.atomic():
+                    ReferenceCounter.objects.create(year=year, last_number=1)
+            except IntegrityError:
+                ReferenceCounter.objects.filter(year=year).update(last_number=F("last_number") + 1)
+        number = ReferenceCounter.objects.get(year=year).last_number
+    return f"NEG-{year}-{number:04d}"
+
+
+def _opened_start(opened_on):
+    return datetime.combine(opened_on, time.min, tzinfo=dt_timezone.utc)
+
+
+def _refresh_last_activity(negotiation):
+    """Recompute last_activity_at from the record itself, so it is always true."""
+    latest = [_opened_start(negotiation.opened_on)]
+    for model in (StatusChange, Event):
+        value = model.objects.filter(negotiation=negotiation).aggregate(latest=Max("occurred_at"))["latest"]
+        if value is not None:
+            latest.append(value)
+    negotiation.last_activity_at = max(latest)
+
+
+def _check_negotiation(negotiation, *, actor):
+    if isinstance(actor, ApiClient) and negotiation.visibility == Visibility.STAFF_ONLY:
+        raise ValidationError({"visibility": [_("Only staff may make a negotiation staff-only.")]})
+
+
+def _replace_participants(negotiation, participants):
+    seen = set()
+    for entry in participants:
+        party = entry["party"]
+        if party.pk in seen:
+            raise ValidationError({"participants": [_("%(party)s is listed more than once.") % {"party": party}]})
+        seen.add(party.pk)
+    negotiation.participants.all().delete()
+    rows = [Participant(negotiation=negotiation, party=entry["party"], role=entry["role"]) for entry in participants]
+    for row in rows:
+        row.full_clean(exclude=["negotiation"], validate_unique=False)
+    Participant.objects.bulk_create(rows)
+
+
+def _replace_groups(negotiation, groups):
+    seen = set()
+    for entry in groups:
+        group = entry["group"]
+        if group.pk in seen:
+            raise ValidationError({"groups": [_("%(group)s is listed more than once.") % {"group": group}]})
+        seen.add(group.pk)
+    negotiation.covered_groups.all().delete()
+    rows = [
+        CoveredGroup(
+            negotiation=negotiation,
+            group=entry["group"],
+            proposed_count=entry.get("proposed_count"),
+            released_count=entry.get("released_count"),
+        )
+        for entry in groups
+    ]
+    for row in rows:
+        row.full_clean(exclude=["negotiation"], validate_unique=False)
+    CoveredGroup.objects.bulk_create(rows)
+
+
+@transaction.atomic
+def negotiation_create(*, actor, participants=(), groups=(), **fields):
+    """Open a negotiation in `proposed`. Creating it is not a status change."""
+    negotiation = Negotiation(created_by_party=_client_party(actor))
+    _apply(negotiation, fields, NEGOTIATION_FIELDS)
+    _check_negotiation(negotiation, actor=actor)
+    negotiation.reference = _next_reference(negotiation.opened_on.year)
+    negotiation.last_activity_at = _opened_start(negotiation.opened_on)
+    _save(negotiation)
+    _replace_participants(negotiation, participants)
+    _replace_groups(negotiation, groups)
+    signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
+    return negotiation
+
+
+@transaction.atomic
+def negotiation_update(*, negotiation, actor, participants=None, groups=None, **fields):
+    """Change a negotiation's own fields; `participants` and `groups`, when given, replace the lists."""
+    negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
+    _apply(negotiation, fields, NEGOTIATION_FIELDS)
+    _check_negotiation(negotiation, actor=actor)
+    _refresh_last_activity(negotiation)
+    _save(negotiation)
+    if participants is not None:
+        _replace_participants(negotiation, participants)
+    if groups is not None:
+        _replace_groups(negotiation, groups)
+    signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
+    return negotiation
+
+
+@transaction.atomic
+def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None, note="", source=""):
+    """Move a negotiation to `to_status`, appending to its history.
+
+    The negotiation row is locked, so concurrent changes queue and each one's
+    `from_status` is the previous one's `to_status`. `occurred_at` may be back-dated
+    (a change learnt later) but not in the future, nor before the previous change.
+    """
+    now = timezone.now()
+    occurred_at = occurred_at or now
+    _not_in_future("occurred_at", occurred_at, now=now)
+    if to_status not in NegotiationStatus.values:
+        raise ValidationError({"to_status": [_("“%(value)s” is not a status.") % {"value": to_status}]})
+    negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
+    if to_status not in allowed_transitions(negotiation.status):
+        raise IllegalStatusChange(from_status=negotiation.status, to_status=to_status)
+    previous = negotiation.status_changes.order_by("-sequence").values("sequence", "occurred_at").first()
+    if previous and occurred_at < previous["occurred_at"]:
+        raise ValidationError(
+            {
+                "occurred_at": [
+                    _("Must not be earlier than the previous status change (%(when)s).")
+                    % {"when": previous["occurred_at"].isoformat()}
+                ]
+            }
+        )
+    change = StatusChange(
+        negotiation=negotiation,
+        sequence=(previous["sequence"] + 1) if previous else 1,
+        from_status=negotiation.status,
+        to_status=to_status,
+        occurred_at=occurred_at,
+        recorded_at=now,
+        note=note or "",
+        source=source or "",
+        **_recorded_by(actor),
+    )
+    _save(change)
+    negotiation.status = to_status
+    negotiation.last_activity_at = max(negotiation.last_activity_at, occurred_at)
+    negotiation.save(update_fields=["status", "last_activity_at", "updated_at"])
+    signals.status_changed.send(sender=Negotiation, negotiation=negotiation, change=change)
+    signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
+    return change
+
+
+def negotiation_is_final(negotiation):
+    return negotiation.status in FINAL
+
+
+# Events -----------------------------------------------------------------------------
+
+EVENT_FIELDS = ("kind", "occurred_at", "summary", "source")
+
+
+def _touch_after_event(negotiation):
+    negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
+    _refresh_last_activity(negotiation)
+    negotiation.save(update_fields=["last_activity_at", "updated_at"])
+    signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
+
+
+@transaction.atomic
+def event_create(*, negotiation, actor, parties=(), **fields):
+    """Add an event to the timeline; it counts as activity at its real-world time."""
+    event = Event(negotiation=negotiation, **_recorded_by(actor))
+    _apply(event, fields, EVENT_FIELDS)
+    _not_in_future("occurred_at", event.occurred_at)
+    _save(event)
+    event.parties.set(parties)
+    _touch_after_event(negotiation)
+    return event
+
+
+@transaction.atomic
+def event_update(*, event, actor, parties=None, **fields):
+    _apply(event, fields, EVENT_FIELDS)
+    _not_in_future("occurred_at", event.occurred_at)
+    _save(event)
+    if parties is not None:
+        event.parties.set(parties)
+    _touch_after_event(event.negotiation)
+    return event
+
+
+@transaction.atomic
+def event_delete(*, event, actor):
+    negotiation = event.negotiation
+    event.delete()
+    _touch_after_event(negotiation)
+
+
+# API clients ------------------------------------------------------------------------
+
+
+def hash_token(token):
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@transaction.atomic
+def api_client_create(*, name, party, read_only=False, expires_at=None, actor=None):
+    """Create a client and return `(client, token)`. The token is not stored and cannot be shown again."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    client = ApiClient(
+        name=name,
+        party=party,
+        read_only=read_only,
+        expires_at=expires_at,
+        token_prefix=token[: len(TOKEN_PREFIX) + 6],
+        token_hash=hash_token(token),
+    )
+    _save(client)
+    return client, token
+
+
+@transaction.atomic
+def api_client_revoke(*, client, actor=None):
+    if client.revoked_at is None:
+        client.revoked_at = timezone.now()
+        client.save(update_fields=["revoked_at", "updated_at"])
+    return client
