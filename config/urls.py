@@ -6,6 +6,7 @@ from exchanges.api.views import healthz, not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("tracker.api.urls")),
     path("api/v1/", include("exchanges.api.urls")),
     path("healthz", healthz, name="healthz"),
     re_path(r"^api/", not_found),

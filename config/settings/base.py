@@ -156,6 +156,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "NegotiationStatusEnum": "exchanges.choices.NegotiationStatus",
         "FigureMetricEnum": "exchanges.choices.FigureMetric",
+        "WebhookEventEnum": "tracker.choices.WebhookEvent",
+        "FlagKindEnum": "tracker.choices.FlagKind",
+        "EventKindEnum": "exchanges.choices.EventKind",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
@@ -181,7 +184,29 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE = {}
+TRACKER_SCAN_INTERVAL_SECONDS = env_int("TRACKER_SCAN_INTERVAL_SECONDS", 900)
+TRACKER_DISPATCH_INTERVAL_SECONDS = env_int("TRACKER_DISPATCH_INTERVAL_SECONDS", 30)
+CELERY_BEAT_SCHEDULE = {
+    "scan-stalls": {"task": "tracker.scan_stalls", "schedule": float(TRACKER_SCAN_INTERVAL_SECONDS)},
+    # Retries of webhooks and emails, and anything written while the broker was down.
+    "dispatch-notifications": {
+        "task": "tracker.dispatch_notifications",
+        "schedule": float(TRACKER_DISPATCH_INTERVAL_SECONDS),
+    },
+}
+
+# The stall tracker's notifications.
+TRACKER_WEBHOOK_ALLOW_PRIVATE = env_bool("TRACKER_WEBHOOK_ALLOW_PRIVATE", False)
+TRACKER_WEBHOOK_TIMEOUT_SECONDS = env_int("TRACKER_WEBHOOK_TIMEOUT_SECONDS", 5)
+# Seconds to wait before each retry of a failed delivery: about four and a half days in all.
+TRACKER_WEBHOOK_RETRY_SCHEDULE = [
+    int(seconds) for seconds in env_list(
+        "TRACKER_WEBHOOK_RETRY_SCHEDULE", ["5", "60", "300", "1800", "7200", "18000", "36000", "43200", "86400", "86400", "86400"]
+    )
+]
+TRACKER_KICK_ON_COMMIT = env_bool("TRACKER_KICK_ON_COMMIT", True)
+# Links in notification emails point here.
+TRACKER_SITE_URL = os.environ.get("TRACKER_SITE_URL", "http://127.0.0.1:8000")
 
 EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "tracker@localhost")

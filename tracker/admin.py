@@ -1,0 +1,139 @@
+"""Stall rules, flags and the notification outbox in the admin."""
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from exchanges.admin import NegotiationAdmin, ReadOnlyAdminMixin
+
+from . import delivery, notify, services
+from .models import DeliveryAttempt, EmailNotification, Flag, StallRule, WebhookDelivery, WebhookSubscription
+
+
+@admin.register(StallRule)
+class StallRuleAdmin(admin.ModelAdmin):
+    list_display = ["key", "overdue_days", "very_overdue_days", "updated_at"]
+    list_editable = ["overdue_days", "very_overdue_days"]
+    readonly_fields = ["key"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = _("open")
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Open")), ("no", _("Resolved"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(Flag)
+class FlagAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["negotiation", "kind", "level", "days_silent", "raised_at", "acknowledged_at", "resolved_at", "resolution"]
+    list_filter = [OpenFilter, "kind", "level", "resolution"]
+    list_select_related = ["negotiation"]
+    search_fields = ["negotiation__reference", "negotiation__title"]
+    date_hierarchy = "raised_at"
+    actions = ["acknowledge"]
+
+    def get_actions(self, request):
+        return {name: value for name, value in super().get_actions(request).items() if name == "acknowledge"}
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_staff
+
+    @admin.action(description=_("Acknowledge the selected flags"))
+    def acknowledge(self, request, queryset):
+        for flag in queryset:
+            services.flag_acknowledge(flag=flag, actor=request.user)
+        messages.success(request, _("Acknowledged."))
+
+
+class FlagInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Flag
+    fields = ["kind", "level", "days_silent", "raised_at", "escalated_at", "acknowledged_at", "resolved_at", "resolution"]
+    readonly_fields = fields
+    ordering = ["-raised_at"]
+    verbose_name_plural = _("stall flags")
+
+
+NegotiationAdmin.inlines = [*NegotiationAdmin.inlines, FlagInline]
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["client", "url", "events", "active", "disabled_reason", "created_at"]
+    list_filter = ["active", "client__party"]
+    list_select_related = ["client"]
+    search_fields = ["url", "client__name"]
+    autocomplete_fields = ["client"]
+    fields = ["client", "url", "events", "active", "disabled_reason"]
+    readonly_fields = ["disabled_reason"]
+
+    def save_model(self, request, obj, form, change):
+        data = {"url": form.cleaned_data["url"], "events": form.cleaned_data["events"], "active": form.cleaned_data["active"]}
+        if change:
+            services.webhook_subscription_update(subscription=obj, actor=request.user, **data)
+            return
+        subscription = services.webhook_subscription_create(client=form.cleaned_data["client"], actor=request.user, **data)
+        obj.pk, obj.secret, obj._state.adding = subscription.pk, subscription.secret, False
+        messages.warning(
+            request,
+            format_html(
+                "{} <code style='user-select:all'>{}</code>",
+                _("Give the receiver this signing secret now; it will not be shown again:"),
+                subscription.secret,
+            ),
+        )
+
+
+class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["attempted_at", "status_code", "duration_ms", "error", "response_excerpt"]
+    readonly_fields = fields
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["event_type", "subscription", "negotiation", "status", "attempts", "last_status_code", "next_attempt_at", "created_at"]
+    list_filter = ["status", "event_type"]
+    list_select_related = ["subscription__client", "negotiation"]
+    search_fields = ["message_id", "negotiation__reference", "subscription__url"]
+    date_hierarchy = "created_at"
+    inlines = [AttemptInline]
+    actions = ["redeliver"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_staff
+
+    def get_actions(self, request):
+        return {name: value for name, value in super().get_actions(request).items() if name == "redeliver"}
+
+    @admin.action(description=_("Redeliver the selected deliveries now"))
+    def redeliver(self, request, queryset):
+        now = timezone.now()
+        for webhook_delivery in queryset:
+            delivery.redeliver(webhook_delivery, now=now)
+        notify.kick()
+        messages.success(request, _("Queued for redelivery."))
+
+
+@admin.register(EmailNotification)
+class EmailNotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["subject", "recipient", "created_at", "sent_at", "attempts", "last_error"]
+    list_filter = ["sent_at"]
+    search_fields = ["subject", "recipient__username", "recipient__email"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_staff

@@ -1,0 +1,117 @@
+"""JSON for flags and webhook subscriptions."""
+import base64
+import binascii
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from exchanges.api.serializers import StrictFieldsMixin
+
+from ..choices import WebhookEvent
+from ..models import Flag, WebhookDelivery, WebhookSubscription
+
+
+def _who(user, client):
+    if client is not None:
+        return {"type": "api_client", "id": str(client.pk), "name": client.name}
+    if user is not None:
+        return {"type": "staff", "id": str(user.pk), "name": user.get_username()}
+    return None
+
+
+WHO_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "properties": {"type": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"}},
+}
+
+
+class FlagSerializer(serializers.ModelSerializer):
+    days_silent = serializers.IntegerField(read_only=True, help_text="Days without activity (until resolution once resolved).")
+    acknowledged_by = serializers.SerializerMethodField()
+    open = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Flag
+        fields = [
+            "id",
+            "negotiation",
+            "kind",
+            "level",
+            "open",
+            "raised_at",
+            "escalated_at",
+            "days_silent",
+            "silent_since",
+            "due_on",
+            "acknowledged_at",
+            "acknowledged_by",
+            "resolved_at",
+            "resolution",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_acknowledged_by(self, flag) -> dict | None:
+        return _who(flag.acknowledged_by_user, flag.acknowledged_by_client)
+
+    def get_open(self, flag) -> bool:
+        return flag.resolved_at is None
+
+
+def _valid_secret(value):
+    if not value.startswith("whsec_"):
+        raise serializers.ValidationError(_("Must start with “whsec_” followed by base64 (Standard Webhooks)."))
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise serializers.ValidationError(_("The part after “whsec_” must be base64.")) from None
+    if not 24 <= len(key) <= 64:
+        raise serializers.ValidationError(_("The key must be 24 to 64 bytes."))
+    return value
+
+
+class WebhookSubscriptionSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    url = serializers.URLField(max_length=2000)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEvent.choices), allow_empty=False, max_length=len(WebhookEvent.values)
+    )
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        max_length=200,
+        validators=[_valid_secret],
+        help_text="`whsec_` + base64 key; generated when not given, and returned once in the creation response.",
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["id", "url", "events", "active", "secret", "disabled_reason", "created_at", "updated_at"]
+        read_only_fields = ["id", "disabled_reason", "created_at", "updated_at"]
+
+
+class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
+    """The creation response: the only time the secret is shown."""
+
+    secret = serializers.CharField(read_only=True)
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "event_type",
+            "message_id",
+            "negotiation",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "delivered_at",
+            "payload",
+            "created_at",
+        ]
+        read_only_fields = fields

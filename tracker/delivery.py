@@ -1,0 +1,218 @@
+"""Sending the outbox: signed webhooks (Standard Webhooks) and emails.
+
+Deliveries are leased before sending, so two workers never send the same one at once
+and a worker that dies mid-send only delays it until the lease runs out: delivery is
+at least once, and receivers de-duplicate on `webhook-id`.
+"""
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from exchanges.selectors import negotiation_can_see
+
+from .choices import DeliveryStatus
+from .models import DeliveryAttempt, EmailNotification, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+BATCH = 100
+MAX_EMAIL_ATTEMPTS = 10
+
+
+class UnsafeURL(Exception):
+    pass
+
+
+def _allow_private():
+    return bool(getattr(settings, "TRACKER_WEBHOOK_ALLOW_PRIVATE", False))
+
+
+def _refuse_address(address):
+    ip = ipaddress.ip_address(address)
+    if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+        raise UnsafeURL(_("Points at a private or loopback address (%(ip)s).") % {"ip": ip})
+
+
+def check_url(url, *, resolve):
+    """Refuse non-HTTP URLs, and URLs that reach private or loopback addresses unless
+    TRACKER_WEBHOOK_ALLOW_PRIVATE is set. A host name that does not resolve yet passes
+    at subscription time and is checked again before every send."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeURL(_("Must be an http or https URL."))
+    if parts.username or parts.password:
+        raise UnsafeURL(_("Must not carry credentials."))
+    if _allow_private():
+        return
+    host = parts.hostname.lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        raise UnsafeURL(_("Points at a private or loopback address (%(ip)s).") % {"ip": host})
+    try:
+        _refuse_address(host)
+        return
+    except ValueError:
+        pass  # a name, not an address
+    if not resolve:
+        return
+    try:
+        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return
+    for info in infos:
+        _refuse_address(info[4][0])
+
+
+def signature(secret, message_id, timestamp, body):
+    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">` with the base64 key after `whsec_`."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
+
+
+def _post(url, body, headers, timeout):
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            return response.status, response.read(500).decode("utf-8", "replace"), ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, (exc.read(500) or b"").decode("utf-8", "replace"), ""
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return None, "", str(getattr(exc, "reason", exc))[:1000]
+
+
+def retry_schedule():
+    return list(getattr(settings, "TRACKER_WEBHOOK_RETRY_SCHEDULE", [5, 60, 300, 1800, 7200, 18000, 36000, 43200, 86400, 86400, 86400]))
+
+
+def lease_due_deliveries(*, now=None, limit=BATCH):
+    """Claim up to `limit` due deliveries for sending; returns their ids."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = (
+            WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+            .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+            .order_by("next_attempt_at")
+        )
+        ids = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
+        WebhookDelivery.objects.filter(pk__in=ids).update(leased_until=now + LEASE)
+    return ids
+
+
+def deliver(delivery_id, *, now=None):
+    """Make one attempt at one delivery and record it. Returns the delivery's new status."""
+    delivery = WebhookDelivery.objects.select_related("subscription__client", "negotiation").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != DeliveryStatus.PENDING:
+        return delivery.status if delivery else None
+    subscription = delivery.subscription
+    client = subscription.client
+    if not subscription.active or not client.is_active or not negotiation_can_see(client, delivery.negotiation):
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.CANCELLED, leased_until=None, last_error=_("The subscriber may no longer receive it."), updated_at=timezone.now()
+        )
+        return DeliveryStatus.CANCELLED
+
+    body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "exchange-tracker-webhooks/1",
+        "webhook-id": delivery.message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature(subscription.secret, delivery.message_id, timestamp, body),
+    }
+    started = time.monotonic()
+    try:
+        check_url(subscription.url, resolve=True)
+        status_code, excerpt, error = _post(subscription.url, body, headers, getattr(settings, "TRACKER_WEBHOOK_TIMEOUT_SECONDS", 5))
+        unsafe = False
+    except UnsafeURL as exc:
+        status_code, excerpt, error, unsafe = None, "", str(exc), True
+    duration_ms = int((time.monotonic() - started) * 1000)
+    now = now or timezone.now()
+    return _record(delivery, status_code=status_code, excerpt=excerpt, error=error, unsafe=unsafe, duration_ms=duration_ms, now=now)
+
+
+@transaction.atomic
+def _record(delivery, *, status_code, excerpt, error, unsafe, duration_ms, now):
+    DeliveryAttempt.objects.create(
+        delivery=delivery, attempted_at=now, status_code=status_code, error=error, duration_ms=duration_ms, response_excerpt=excerpt
+    )
+    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+    delivery.attempts += 1
+    delivery.last_status_code = status_code
+    delivery.last_error = error or ("" if status_code and status_code < 300 else excerpt[:1000])
+    delivery.leased_until = None
+    if status_code is not None and 200 <= status_code < 300:
+        delivery.status = DeliveryStatus.DELIVERED
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+    elif status_code == 410:
+        delivery.status = DeliveryStatus.FAILED
+        delivery.next_attempt_at = None
+        subscription = delivery.subscription
+        subscription.active = False
+        subscription.disabled_reason = _("The receiver answered 410 Gone on %(when)s.") % {"when": now.isoformat()}
+        subscription.save(update_fields=["active", "disabled_reason", "updated_at"])
+    elif unsafe or delivery.attempts > len(retry_schedule()):
+        delivery.status = DeliveryStatus.FAILED
+        delivery.next_attempt_at = None
+    else:
+        delivery.next_attempt_at = now + timedelta(seconds=retry_schedule()[delivery.attempts - 1])
+    delivery.save()
+    return delivery.status
+
+
+def redeliver(delivery, *, now=None):
+    """Send a delivery again, whatever became of it (the admin's redeliver action)."""
+    now = now or timezone.now()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=DeliveryStatus.PENDING, next_attempt_at=now, leased_until=None, delivered_at=None, updated_at=now
+    )
+
+
+def send_pending_emails(*, limit=BATCH):
+    """Send unsent emails; a failure is retried at the next dispatch, up to ten times."""
+    sent = 0
+    with transaction.atomic():
+        batch = list(
+            EmailNotification.objects.filter(sent_at__isnull=True, attempts__lt=MAX_EMAIL_ATTEMPTS)
+            .select_related("recipient")
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("created_at")[:limit]
+        )
+        for email in batch:
+            email.attempts += 1
+            try:
+                send_mail(email.subject, email.body, settings.DEFAULT_FROM_EMAIL, [email.recipient.email])
+            except Exception as exc:  # noqa: BLE001 - any mail failure is recorded and retried
+                email.last_error = str(exc)[:1000]
+            else:
+                email.sent_at = timezone.now()
+                sent += 1
+            email.save(update_fields=["attempts", "last_error", "sent_at"])
+    return sent

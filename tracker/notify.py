@@ -1,0 +1,175 @@
+"""The outbox: notifications written in the same transaction as what caused them.
+
+Each event becomes one `WebhookDelivery` per subscribed client that may see the
+negotiation, and one `EmailNotification` per watching staff member with an address.
+After the commit a task is asked to send them; if the broker is down the rows wait, and
+the periodic dispatcher sends them later. Nothing is lost.
+"""
+import logging
+import uuid
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from exchanges.models import Negotiation
+from exchanges.selectors import negotiations_visible_to
+
+from .choices import WebhookEvent
+from .models import EmailNotification, Flag, WebhookDelivery, WebhookSubscription
+
+logger = logging.getLogger(__name__)
+
+
+def iso(value):
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def negotiation_data(negotiation):
+    return {
+        "id": str(negotiation.pk),
+        "reference": negotiation.reference,
+        "title": negotiation.title,
+        "status": negotiation.status,
+        "priority": negotiation.priority,
+        "stalled": negotiation.stalled,
+        "stalled_since": iso(negotiation.stalled_since),
+        "last_activity_at": iso(negotiation.last_activity_at),
+        "next_step_due": negotiation.next_step_due.isoformat() if negotiation.next_step_due else None,
+    }
+
+
+def flag_data(flag):
+    return {
+        "id": str(flag.pk),
+        "kind": flag.kind,
+        "level": flag.level,
+        "raised_at": iso(flag.raised_at),
+        "escalated_at": iso(flag.escalated_at),
+        "days_silent": flag.days_silent,
+        "acknowledged_at": iso(flag.acknowledged_at),
+        "resolved_at": iso(flag.resolved_at),
+        "resolution": flag.resolution or None,
+    }
+
+
+def kick():
+    """Ask a worker to send what is due now; the periodic dispatcher covers a failure here."""
+    if not getattr(settings, "TRACKER_KICK_ON_COMMIT", True):
+        return
+    try:
+        from .tasks import dispatch_notifications
+
+        dispatch_notifications.delay()
+    except Exception:  # noqa: BLE001 - the broker being down must not fail the write
+        logger.warning("Could not reach the broker; the periodic dispatcher will send the notifications.", exc_info=True)
+
+
+def _admin_url(negotiation):
+    base = getattr(settings, "TRACKER_SITE_URL", "").rstrip("/")
+    return base + reverse("admin:exchanges_negotiation_change", args=[negotiation.pk])
+
+
+def enqueue(events, *, now):
+    """`events`: a list of `(event_type, negotiation, data, email_subject)`."""
+    if not events:
+        return
+    deliveries = []
+    wanted_types = {event[0] for event in events}
+    subscriptions = (
+        WebhookSubscription.objects.filter(active=True, client__revoked_at__isnull=True)
+        .filter(Q(client__expires_at__isnull=True) | Q(client__expires_at__gt=now))
+        .select_related("client")
+    )
+    for subscription in subscriptions:
+        mine = [event for event in events if event[0] in subscription.events and event[0] in wanted_types]
+        if not mine:
+            continue
+        visible = set(
+            negotiations_visible_to(subscription.client)
+            .filter(pk__in={event[1].pk for event in mine})
+            .values_list("pk", flat=True)
+        )
+        for event_type, negotiation, data, _subject in mine:
+            if negotiation.pk not in visible:
+                continue
+            deliveries.append(
+                WebhookDelivery(
+                    subscription=subscription,
+                    negotiation=negotiation,
+                    event_type=event_type,
+                    message_id=f"msg_{uuid.uuid4().hex}",
+                    payload={"type": event_type, "timestamp": iso(now), "data": data},
+                    next_attempt_at=now,
+                )
+            )
+    WebhookDelivery.objects.bulk_create(deliveries)
+
+    watchers = Negotiation.watchers.through.objects.filter(
+        negotiation__in={event[1].pk for event in events}, user__is_active=True
+    ).exclude(user__email="").select_related("user")
+    by_negotiation = {}
+    for watch in watchers:
+        by_negotiation.setdefault(watch.negotiation_id, []).append(watch.user)
+    emails = [
+        EmailNotification(
+            recipient=user,
+            negotiation=negotiation,
+            subject=subject[:300],
+            body=f"{subject}\n\n{negotiation.reference} {negotiation.title}\n{_admin_url(negotiation)}\n",
+            created_at=now,
+        )
+        for _type, negotiation, _data, subject in events
+        for user in by_negotiation.get(negotiation.pk, [])
+    ]
+    EmailNotification.objects.bulk_create(emails)
+    if deliveries or emails:
+        transaction.on_commit(kick, robust=True)
+
+
+def status_changed(*, negotiation, change):
+    data = {
+        "negotiation": negotiation_data(negotiation),
+        "status_change": {
+            "id": str(change.pk),
+            "sequence": change.sequence,
+            "from_status": change.from_status,
+            "to_status": change.to_status,
+            "occurred_at": iso(change.occurred_at),
+            "recorded_at": iso(change.recorded_at),
+            "note": change.note,
+            "source": change.source,
+        },
+    }
+    subject = f"[Tracker] {negotiation.reference}: {change.get_from_status_display()} → {change.get_to_status_display()}"
+    enqueue([(WebhookEvent.STATUS_CHANGED, negotiation, data, subject)], now=change.recorded_at)
+
+
+def flags_changed(*, now, negotiation_ids=None):
+    """Notify about every flag raised, escalated or resolved at `now` (one scan or write)."""
+    changed = Flag.objects.filter(Q(raised_at=now) | Q(escalated_at=now) | Q(resolved_at=now)).select_related(
+        "negotiation"
+    )
+    if negotiation_ids is not None:
+        changed = changed.filter(negotiation__in=negotiation_ids)
+    events = []
+    for flag in changed:
+        negotiation = flag.negotiation
+        data = {"negotiation": negotiation_data(negotiation), "flag": flag_data(flag)}
+        if flag.resolved_at == now:
+            data["change"] = "resolved"
+            subject = f"[Tracker] {negotiation.reference}: {flag.get_kind_display()} resolved ({flag.get_resolution_display()})"
+            events.append((WebhookEvent.UNSTALLED, negotiation, data, subject))
+        else:
+            data["change"] = "escalated" if flag.escalated_at == now else "raised"
+            subject = (
+                f"[Tracker] {negotiation.reference} stalled: {flag.get_kind_display()}, "
+                f"{flag.get_level_display().lower()} ({flag.days_silent} days without activity)"
+            )
+            events.append((WebhookEvent.STALLED, negotiation, data, subject))
+    enqueue(events, now=now)

@@ -1,0 +1,228 @@
+"""The stall tracker's writes: the scan, flag resolution, acknowledgement, subscriptions.
+
+The scan is set-based: a handful of UPDATE and INSERT statements whatever the number of
+negotiations, each idempotent, so it is safe to run twice, late, or concurrently (a
+PostgreSQL advisory lock makes a concurrent scan wait and then find nothing to do; the
+partial unique index on open flags is the last word either way).
+"""
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from exchanges.choices import FINAL, OPEN
+from exchanges.models import ApiClient, CoveredGroup, Negotiation
+
+from . import notify
+from .choices import FlagKind, FlagLevel, Resolution, WebhookEvent
+from .models import DEFAULT_RULES, Flag, StallRule, WebhookSubscription
+
+SCAN_LOCK_KEY = 7_310_109  # any constant shared by every scanner
+
+
+def stall_rules():
+    """`{key: (overdue_days, very_overdue_days)}`, the defaults filling any missing row."""
+    rules = dict(DEFAULT_RULES)
+    rules.update({rule.key: (rule.overdue_days, rule.very_overdue_days) for rule in StallRule.objects.all()})
+    return rules
+
+
+def _open_negotiations(negotiation_ids=None):
+    queryset = Negotiation.objects.filter(status__in=OPEN).alias(
+        covers_wounded=Exists(
+            CoveredGroup.objects.filter(negotiation=OuterRef("pk"), group__seriously_wounded_count__gt=0)
+        )
+    )
+    if negotiation_ids is not None:
+        queryset = queryset.filter(pk__in=negotiation_ids)
+    return queryset
+
+
+def _conditions(kind, rules, now):
+    """`(overdue_q, very_overdue_q)` over negotiations annotated by `_open_negotiations`.
+
+    No activity: by priority, a negotiation covering seriously wounded detainees held to
+    the urgent thresholds (Third Geneva Convention, Art. 109). Deadline: days after due.
+    """
+    if kind == FlagKind.DEADLINE_MISSED:
+        today = now.date()
+        overdue, very = rules["deadline"]
+        return (
+            Q(next_step_due__lte=today - timedelta(days=overdue)),
+            Q(next_step_due__lte=today - timedelta(days=very)),
+        )
+    levels = []
+    for index in (0, 1):
+        condition = (Q(priority="urgent") | Q(covers_wounded=True)) & Q(
+            last_activity_at__lte=now - timedelta(days=rules["urgent"][index])
+        )
+        for priority in ("high", "routine"):
+            condition |= (
+                Q(priority=priority)
+                & Q(covers_wounded=False)
+                & Q(last_activity_at__lte=now - timedelta(days=rules[priority][index]))
+            )
+        levels.append(condition)
+    return tuple(levels)
+
+
+def _lock_scan():
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SCAN_LOCK_KEY])
+
+
+def _resolve(open_flags, *, kind, still_due, now):
+    """Resolve open flags whose reason has gone; returns how many."""
+    resolved = open_flags.filter(negotiation__status__in=FINAL).update(
+        resolved_at=now, resolution=Resolution.ENDED, updated_at=now
+    )
+    reason = Resolution.DEADLINE_MOVED if kind == FlagKind.DEADLINE_MISSED else Resolution.ACTIVITY
+    resolved += open_flags.exclude(negotiation__in=still_due.values("pk")).update(
+        resolved_at=now, resolution=reason, updated_at=now
+    )
+    return resolved
+
+
+def _sync_stalled(now, negotiation_ids=None):
+    """`stalled` follows the open flags; `stalled_since` is when it became stalled."""
+    scope = Negotiation.objects.all() if negotiation_ids is None else Negotiation.objects.filter(pk__in=negotiation_ids)
+    open_flags = Flag.objects.filter(negotiation=OuterRef("pk"), resolved_at__isnull=True)
+    scope.filter(stalled=False).filter(Exists(open_flags)).update(stalled=True, stalled_since=now, updated_at=now)
+    scope.filter(stalled=True).exclude(Exists(open_flags)).update(stalled=False, stalled_since=None, updated_at=now)
+
+
+@transaction.atomic
+def scan_stalls(*, now=None):
+    """Raise, escalate and resolve flags for every negotiation; return what changed."""
+    now = now or timezone.now()
+    _lock_scan()
+    rules = stall_rules()
+    summary = {"raised": 0, "escalated": 0, "deescalated": 0, "resolved": 0}
+    for kind in FlagKind:
+        overdue_q, very_q = _conditions(kind, rules, now)
+        candidates = _open_negotiations()
+        overdue = candidates.filter(overdue_q)
+        very = candidates.filter(very_q)
+        open_flags = Flag.objects.filter(kind=kind, resolved_at__isnull=True)
+        summary["resolved"] += _resolve(open_flags, kind=kind, still_due=overdue, now=now)
+        summary["escalated"] += open_flags.filter(level=FlagLevel.OVERDUE, negotiation__in=very.values("pk")).update(
+            level=FlagLevel.VERY_OVERDUE, escalated_at=now, updated_at=now
+        )
+        summary["deescalated"] += open_flags.filter(level=FlagLevel.VERY_OVERDUE).exclude(
+            negotiation__in=very.values("pk")
+        ).update(level=FlagLevel.OVERDUE, updated_at=now)
+        new = overdue.exclude(Exists(Flag.objects.filter(negotiation=OuterRef("pk"), kind=kind, resolved_at__isnull=True)))
+        very_ids = set(very.filter(pk__in=new.values("pk")).values_list("pk", flat=True))
+        rows = [
+            Flag(
+                negotiation_id=pk,
+                kind=kind,
+                level=FlagLevel.VERY_OVERDUE if pk in very_ids else FlagLevel.OVERDUE,
+                raised_at=now,
+                silent_since=last_activity_at,
+                due_on=due if kind == FlagKind.DEADLINE_MISSED else None,
+            )
+            for pk, last_activity_at, due in new.values_list("pk", "last_activity_at", "next_step_due")
+        ]
+        Flag.objects.bulk_create(rows, ignore_conflicts=True)
+        summary["raised"] += Flag.objects.filter(kind=kind, raised_at=now).count() if rows else 0
+    _sync_stalled(now)
+    notify.flags_changed(now=now)
+    summary["open"] = Flag.objects.filter(resolved_at__isnull=True).count()
+    return summary
+
+
+def resolve_flags_for(negotiation, *, now=None):
+    """Resolve at once the flags a write made untrue (activity, a new due date, an ending).
+
+    Raising and escalating wait for the scan, so replaying a back-dated history does not
+    flag and unflag each step on the way.
+    """
+    now = now or timezone.now()
+    open_flags = Flag.objects.filter(negotiation=negotiation, resolved_at__isnull=True)
+    if not open_flags.exists():
+        return 0
+    rules = stall_rules()
+    resolved = 0
+    for kind in FlagKind:
+        overdue_q, _very = _conditions(kind, rules, now)
+        still_due = _open_negotiations([negotiation.pk]).filter(overdue_q)
+        resolved += _resolve(open_flags.filter(kind=kind), kind=kind, still_due=still_due, now=now)
+    if resolved:
+        _sync_stalled(now, [negotiation.pk])
+        notify.flags_changed(now=now, negotiation_ids=[negotiation.pk])
+    return resolved
+
+
+@transaction.atomic
+def flag_acknowledge(*, flag, actor):
+    """Record that someone has seen the flag; the first acknowledgement stands."""
+    flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    if flag.acknowledged_at is None:
+        flag.acknowledged_at = timezone.now()
+        flag.acknowledged_by_user = actor if isinstance(actor, get_user_model()) else None
+        flag.acknowledged_by_client = actor if isinstance(actor, ApiClient) else None
+        flag.save(update_fields=["acknowledged_at", "acknowledged_by_user", "acknowledged_by_client", "updated_at"])
+    return flag
+
+
+# Webhook subscriptions ----------------------------------------------------------------
+
+SUBSCRIPTION_FIELDS = ("url", "events", "active", "secret")
+
+
+def _check_subscription(subscription):
+    from .delivery import UnsafeURL, check_url
+
+    errors = {}
+    try:
+        check_url(subscription.url, resolve=True)
+    except UnsafeURL as exc:
+        errors["url"] = [str(exc)]
+    events = subscription.events
+    if not isinstance(events, list) or not events:
+        errors["events"] = [_("Give at least one event.")]
+    elif any(event not in WebhookEvent.values for event in events):
+        errors["events"] = [_("Known events: %(events)s.") % {"events": ", ".join(WebhookEvent.values)}]
+    if errors:
+        raise ValidationError(errors)
+    subscription.events = sorted(set(events))
+
+
+@transaction.atomic
+def webhook_subscription_create(*, client, actor, **fields):
+    subscription = WebhookSubscription(client=client)
+    for name, value in fields.items():
+        if name not in SUBSCRIPTION_FIELDS:
+            raise ValidationError({name: [_("This field cannot be set.")]})
+        if value is not None:
+            setattr(subscription, name, value)
+    _check_subscription(subscription)
+    subscription.full_clean()
+    subscription.save()
+    return subscription
+
+
+@transaction.atomic
+def webhook_subscription_update(*, subscription, actor, **fields):
+    subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
+    for name, value in fields.items():
+        if name not in SUBSCRIPTION_FIELDS:
+            raise ValidationError({name: [_("This field cannot be set.")]})
+        setattr(subscription, name, value)
+    if fields.get("active"):
+        subscription.disabled_reason = ""
+    _check_subscription(subscription)
+    subscription.full_clean()
+    subscription.save()
+    return subscription
+
+
+@transaction.atomic
+def webhook_subscription_delete(*, subscription, actor):
+    subscription.delete()
