@@ -79,6 +79,8 @@ def test_creating_a_negotiation_in_the_admin_assigns_a_reference_and_saves_parti
         "covered_groups-INITIAL_FORMS": "0",
         "status_changes-TOTAL_FORMS": "0",
         "status_changes-INITIAL_FORMS": "0",
+        "flags-TOTAL_FORMS": "0",
+        "flags-INITIAL_FORMS": "0",
     }
     response = staff.post(reverse("admin:exchanges_negotiation_add"), data)
     assert response.status_code == 302, response.content.decode()[:3000]
