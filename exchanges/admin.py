@@ -2,8 +2,8 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db import models, transaction
+from django.db.models import Count, Exists, OuterRef
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -76,16 +76,18 @@ class PartyAdmin(admin.ModelAdmin):
 
 
 class FigureInline(admin.TabularInline):
-    """Claims about the group. A recorded claim keeps its substance; only its assessment changes."""
+    """Claims already recorded about the group: their substance is fixed, only the assessment
+    (reliability, notes) changes. New claims are added with the link above the table."""
 
     model = ReportedFigure
-    extra = 1
+    extra = 0
     fields = ["metric", "value", "source_party", "source", "reported_on", "reliability", "notes"]
-    autocomplete_fields = ["source_party"]
+    readonly_fields = ["metric", "value", "source_party", "source", "reported_on"]
     ordering = ["metric", "reported_on"]
+    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 40})}}
 
-    def get_readonly_fields(self, request, obj=None):
-        return ["metric", "value", "source_party", "source", "reported_on"] if obj else []
+    def has_add_permission(self, request, obj=None):
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -145,9 +147,11 @@ class DetaineeGroupAdmin(admin.ModelAdmin):
         """One row per metric, one column per claim, the dispute spelled out."""
         if group is None or group.pk is None:
             return _("Save the group, then record what each source reported.")
+        add_url = reverse("admin:exchanges_reportedfigure_add") + f"?group={group.pk}"
+        add_link = format_html('<p><a class="addlink" href="{}">{}</a></p>', add_url, _("Record a figure someone reported"))
         figures = list(group.figures.select_related("source_party").order_by("metric", "reported_on"))
         if not figures:
-            return _("No figures reported yet.")
+            return format_html("{}<p>{}</p>", add_link, _("No figures reported yet."))
         summary = figures_summary(figures)
         rows = []
         for metric, entry in summary.items():
@@ -181,7 +185,7 @@ class DetaineeGroupAdmin(admin.ModelAdmin):
                     verdict,
                 )
             )
-        return format_html("<table>{}</table>", format_html_join("", "{}", ((row,) for row in rows)))
+        return format_html("{}<table>{}</table>", add_link, format_html_join("", "{}", ((row,) for row in rows)))
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -193,20 +197,15 @@ class DetaineeGroupAdmin(admin.ModelAdmin):
             _adopt(obj, services.detainee_group_create(actor=request.user, **data))
 
     def save_formset(self, request, form, formset, change):
+        """Only the assessment of recorded claims is editable here; it goes through the service."""
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline_form in formset.forms:
-            if not inline_form.has_changed() or not inline_form.cleaned_data:
-                continue
-            figure = inline_form.instance
-            if figure.pk and not figure._state.adding:
+            if inline_form.has_changed() and inline_form.cleaned_data:
                 services.figure_update(
-                    figure=figure, actor=request.user, **_changed(inline_form, services.FIGURE_MUTABLE_FIELDS)
+                    figure=inline_form.instance,
+                    actor=request.user,
+                    **_changed(inline_form, services.FIGURE_MUTABLE_FIELDS),
                 )
-            else:
-                data = {name: inline_form.cleaned_data.get(name) for name in services.FIGURE_FIELDS}
-                data["reliability"] = data["reliability"] or ReportedFigure._meta.get_field("reliability").default
-                data = {key: ("" if value is None and key in ("source", "notes") else value) for key, value in data.items()}
-                services.figure_create(group=form.instance, actor=request.user, **data)
 
 
 @admin.register(ReportedFigure)
@@ -333,6 +332,10 @@ class NegotiationAdmin(admin.ModelAdmin):
         (_("Timeline"), {"fields": ["timeline"]}),
     ]
     inlines = [ParticipantInline, CoveredGroupInline, StatusHistoryInline]
+
+    def has_delete_permission(self, request, obj=None):
+        """A negotiation's history is the record: it is closed with a final status, never deleted."""
+        return False
 
     @admin.display(description=_("status"))
     def status_and_action(self, negotiation):

@@ -114,3 +114,19 @@ def test_the_admin_revoke_action_stops_the_token(staff, ukraine, make_api):
     api = make_api(ukraine)
     staff.post(reverse("admin:exchanges_apiclient_changelist"), {"action": "revoke", "_selected_action": [str(api.api_client.pk)]})
     assert api.get("/api/v1/parties/").status_code == 401
+
+
+def test_a_figure_is_recorded_from_the_group_page_link_and_its_assessment_edited_inline(staff, garrison, russia):
+    page = staff.get(reverse("admin:exchanges_detaineegroup_change", args=[garrison.pk])).content.decode()
+    add_url = reverse("admin:exchanges_reportedfigure_add") + f"?group={garrison.pk}"
+    assert add_url in page
+    response = staff.post(add_url, {"group": str(garrison.pk), "metric": "total", "value": "1730", "source_party": str(russia.pk), "source": "MoD", "reported_on": "2022-05-19", "reliability": "unverified", "notes": ""})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    figure = garrison.figures.get()
+    assert (figure.value, figure.source_party) == (1730, russia)
+
+
+def test_negotiations_cannot_be_deleted_in_the_admin(staff, confidential):
+    response = staff.post(reverse("admin:exchanges_negotiation_delete", args=[confidential.pk]), {"post": "yes"})
+    assert response.status_code == 403
+    assert Negotiation.objects.filter(pk=confidential.pk).exists()
