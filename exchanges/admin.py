@@ -16,6 +16,7 @@ from . import services
 from .choices import FINAL, NegotiationStatus, allowed_transitions
 from .models import (
     ApiClient,
+    AuditEntry,
     CoveredGroup,
     DetaineeGroup,
     Event,
@@ -39,6 +40,70 @@ def _adopt(obj, saved):
     obj._state.db = saved._state.db
 
 
+def render_audit(entries):
+    """A table of audit entries: when, who, via, what, and each field's before → after."""
+    entries = list(entries)
+    if not entries:
+        return _("No changes recorded.")
+
+    def changes(entry):
+        return format_html_join(
+            "",
+            "<div><code>{}</code>: {} → {}</div>",
+            ((field, _short(values[0]), _short(values[1])) for field, values in entry.changes.items()),
+        )
+
+    rows = format_html_join(
+        "",
+        "<tr><td style='white-space:nowrap'>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                entry.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+                entry.actor_label,
+                entry.channel,
+                entry.get_action_display(),
+                entry.object_repr,
+                changes(entry),
+            )
+            for entry in entries
+        ),
+    )
+    return format_html(
+        "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+        _("When"), _("Who"), _("Via"), _("Action"), _("Object"), _("Changes"), rows,
+    )
+
+
+def _short(value):
+    text = "∅" if value in (None, "") else str(value)
+    return text if len(text) <= 120 else text[:117] + "…"
+
+
+class AuditedAdminMixin:
+    """Adds a read-only “Who changed what” section listing the object's audit entries."""
+
+    audit_limit = 100
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "audit_trail"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        fieldsets = [(name, {**opts, "fields": [f for f in opts["fields"] if f != "audit_trail"]}) for name, opts in fieldsets]
+        if obj is not None:
+            fieldsets.append((_("Who changed what"), {"fields": ["audit_trail"], "classes": ["collapse"]}))
+        return fieldsets
+
+    def audit_entries(self, obj):
+        return AuditEntry.objects.filter(model=obj._meta.label_lower, object_id=str(obj.pk))
+
+    @admin.display(description=_("audit trail"))
+    def audit_trail(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        return render_audit(self.audit_entries(obj)[: self.audit_limit])
+
+
 class ReadOnlyAdminMixin:
     """For append-only history: visible, never added, edited or deleted here."""
 
@@ -53,7 +118,7 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(Party)
-class PartyAdmin(admin.ModelAdmin):
+class PartyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "short_name", "kind", "country", "negotiation_count"]
     list_filter = ["kind", "country"]
     search_fields = ["name", "short_name"]
@@ -113,7 +178,7 @@ class DisputedFilter(admin.SimpleListFilter):
 
 
 @admin.register(DetaineeGroup)
-class DetaineeGroupAdmin(admin.ModelAdmin):
+class DetaineeGroupAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "held_by",
@@ -209,7 +274,7 @@ class DetaineeGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReportedFigure)
-class ReportedFigureAdmin(admin.ModelAdmin):
+class ReportedFigureAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["group", "metric", "value", "source_party", "source", "reported_on", "reliability"]
     list_filter = ["metric", "reliability", "source_party"]
     list_select_related = ["group", "source_party"]
@@ -301,7 +366,7 @@ class ChangeStatusForm(forms.Form):
 
 
 @admin.register(Negotiation)
-class NegotiationAdmin(admin.ModelAdmin):
+class NegotiationAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = [
         "reference",
         "title",
@@ -336,6 +401,10 @@ class NegotiationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         """A negotiation's history is the record: it is closed with a final status, never deleted."""
         return False
+
+    def audit_entries(self, negotiation):
+        """Everything about the negotiation: itself, its history, events, flags and reads."""
+        return AuditEntry.objects.filter(negotiation_id=negotiation.pk)
 
     @admin.display(description=_("status"))
     def status_and_action(self, negotiation):
@@ -471,7 +540,7 @@ class StatusChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["negotiation", "kind", "occurred_at", "short_summary", "source"]
     list_filter = ["kind"]
     list_select_related = ["negotiation"]
@@ -521,7 +590,7 @@ class ApiClientForm(forms.ModelForm):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = ApiClientForm
     list_display = ["name", "party", "read_only", "token_prefix", "state", "expires_at", "last_used_at"]
     list_filter = ["read_only", "party"]
@@ -541,9 +610,7 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            for name in form.changed_data:
-                setattr(obj, name, form.cleaned_data[name])
-            obj.save()
+            services.api_client_update(client=obj, actor=request.user, **_changed(form, services.CLIENT_FIELDS))
             return
         client, token = services.api_client_create(
             name=form.cleaned_data["name"],
@@ -570,3 +637,37 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ActionFilter(admin.SimpleListFilter):
+    title = _("action")
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        return AuditEntry.Action.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The whole trail, filterable; nothing here can be changed or deleted."""
+
+    list_display = ["occurred_at", "actor_label", "actor_type", "channel", "action", "model", "object_repr", "request_id"]
+    list_filter = [ActionFilter, "model", "actor_type", "channel"]
+    search_fields = ["object_repr", "object_id", "actor_label", "request_id", "=negotiation_id"]
+    date_hierarchy = "occurred_at"
+    readonly_fields = ["changes_table"]
+    fields = ["occurred_at", "actor_type", "actor_id", "actor_label", "channel", "request_id", "action", "model", "object_id", "object_repr", "negotiation_id", "changes_table"]
+    show_full_result_count = False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_staff
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    @admin.display(description=_("changes"))
+    def changes_table(self, entry):
+        return render_audit([entry])

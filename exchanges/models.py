@@ -422,3 +422,80 @@ class ApiClient(TimestampedModel):
     is_authenticated = True
     is_staff = False
     is_anonymous = False
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("The audit trail is append-only.")
+
+    def delete(self):
+        raise PermissionError("The audit trail is append-only.")
+
+
+class AuditEntry(models.Model):
+    """Who changed what, when, from which request, with the values before and after.
+
+    Append-only: the model, its queryset and (on PostgreSQL) a trigger refuse updates and
+    deletes. Actors are kept as a label as well as an id, so the entry stays readable if
+    the user or client is later removed; nothing here cascades.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create", _("Created")
+        UPDATE = "update", _("Changed")
+        DELETE = "delete", _("Deleted")
+        READ = "read", _("Read")
+
+    id = models.BigAutoField(primary_key=True)
+    occurred_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True, editable=False)
+    action = models.CharField(_("action"), max_length=8, choices=Action.choices)
+    model = models.CharField(_("record"), max_length=64, db_index=True)
+    object_id = models.CharField(_("object id"), max_length=64)
+    object_repr = models.CharField(_("object"), max_length=300)
+    negotiation_id = models.UUIDField(_("negotiation"), null=True, blank=True, db_index=True)
+    actor_type = models.CharField(_("actor type"), max_length=16)  # staff | api_client | system
+    actor_id = models.CharField(_("actor id"), max_length=64, blank=True)
+    actor_label = models.CharField(_("who"), max_length=200)
+    channel = models.CharField(_("via"), max_length=100, blank=True)
+    request_id = models.CharField(_("request"), max_length=64, blank=True, db_index=True)
+    changes = models.JSONField(_("changes"), default=dict)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit trail")
+        indexes = [models.Index(fields=["model", "object_id"], name="audit_object")]
+
+    def __str__(self):
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor_label} {self.get_action_display()} {self.object_repr}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("The audit trail is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The audit trail is append-only.")
+
+
+class IdempotencyKey(models.Model):
+    """The first response to a POST sent with an `Idempotency-Key`, replayed for 24 hours.
+
+    `lease_until` marks a request still running; a key whose lease ran out without a
+    response (the process died, so its transaction rolled back) may be taken over.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    owner = models.CharField(max_length=80)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("idempotency key")
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_key_unique")]

@@ -16,10 +16,11 @@ from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import signals
+from . import audit, signals
 from .choices import FINAL, NegotiationStatus, Visibility, allowed_transitions
 from .models import (
     ApiClient,
+    AuditEntry,
     CoveredGroup,
     DetaineeGroup,
     Event,
@@ -87,13 +88,19 @@ PARTY_FIELDS = ("name", "short_name", "kind", "country")
 def party_create(*, actor, **fields):
     party = Party()
     _apply(party, fields, PARTY_FIELDS)
-    return _save(party)
+    _save(party)
+    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=party, after=audit.snapshot(party))
+    return party
 
 
 @transaction.atomic
 def party_update(*, party, actor, **fields):
+    party = Party.objects.select_for_update().get(pk=party.pk)
+    before = audit.snapshot(party)
     _apply(party, fields, PARTY_FIELDS)
-    return _save(party)
+    _save(party)
+    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=party, before=before, after=audit.snapshot(party))
+    return party
 
 
 # Detainee groups and figures --------------------------------------------------------
@@ -115,14 +122,18 @@ GROUP_FIELDS = (
 def detainee_group_create(*, actor, **fields):
     group = DetaineeGroup()
     _apply(group, fields, GROUP_FIELDS)
-    return _save(group)
+    _save(group)
+    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=group, after=audit.snapshot(group))
+    return group
 
 
 @transaction.atomic
 def detainee_group_update(*, group, actor, **fields):
     group = DetaineeGroup.objects.select_for_update().get(pk=group.pk)
+    before = audit.snapshot(group)
     _apply(group, fields, GROUP_FIELDS)
     _save(group)
+    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=group, before=before, after=audit.snapshot(group))
     for negotiation in Negotiation.objects.filter(covered_groups__group=group):
         signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return group
@@ -137,13 +148,19 @@ FIGURE_MUTABLE_FIELDS = ("reliability", "notes")
 def figure_create(*, group, actor, **fields):
     figure = ReportedFigure(group=group)
     _apply(figure, fields, FIGURE_FIELDS)
-    return _save(figure)
+    _save(figure)
+    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=figure, after=audit.snapshot(figure))
+    return figure
 
 
 @transaction.atomic
 def figure_update(*, figure, actor, **fields):
+    figure = ReportedFigure.objects.select_for_update().get(pk=figure.pk)
+    before = audit.snapshot(figure)
     _apply(figure, fields, FIGURE_MUTABLE_FIELDS)
-    return _save(figure)
+    _save(figure)
+    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=figure, before=before, after=audit.snapshot(figure))
+    return figure
 
 
 # Negotiations -----------------------------------------------------------------------
@@ -227,6 +244,21 @@ def _replace_groups(negotiation, groups):
     CoveredGroup.objects.bulk_create(rows)
 
 
+def _negotiation_snapshot(negotiation):
+    return audit.snapshot(
+        negotiation,
+        participants=[
+            [str(party), role] for party, role in negotiation.participants.order_by("id").values_list("party", "role")
+        ],
+        groups=[
+            [str(group), proposed, released]
+            for group, proposed, released in negotiation.covered_groups.order_by("id").values_list(
+                "group", "proposed_count", "released_count"
+            )
+        ],
+    )
+
+
 @transaction.atomic
 def negotiation_create(*, actor, participants=(), groups=(), **fields):
     """Open a negotiation in `proposed`. Creating it is not a status change."""
@@ -238,6 +270,9 @@ def negotiation_create(*, actor, participants=(), groups=(), **fields):
     _save(negotiation)
     _replace_participants(negotiation, participants)
     _replace_groups(negotiation, groups)
+    audit.record(
+        actor=actor, action=AuditEntry.Action.CREATE, instance=negotiation, after=_negotiation_snapshot(negotiation)
+    )
     signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return negotiation
 
@@ -246,6 +281,7 @@ def negotiation_create(*, actor, participants=(), groups=(), **fields):
 def negotiation_update(*, negotiation, actor, participants=None, groups=None, **fields):
     """Change a negotiation's own fields; `participants` and `groups`, when given, replace the lists."""
     negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
+    before = _negotiation_snapshot(negotiation)
     _apply(negotiation, fields, NEGOTIATION_FIELDS)
     _check_negotiation(negotiation, actor=actor)
     _refresh_last_activity(negotiation)
@@ -254,6 +290,13 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, **
         _replace_participants(negotiation, participants)
     if groups is not None:
         _replace_groups(negotiation, groups)
+    audit.record(
+        actor=actor,
+        action=AuditEntry.Action.UPDATE,
+        instance=negotiation,
+        before=before,
+        after=_negotiation_snapshot(negotiation),
+    )
     signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return negotiation
 
@@ -296,6 +339,7 @@ def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None
         **_recorded_by(actor),
     )
     _save(change)
+    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=change, after=audit.snapshot(change))
     negotiation.status = to_status
     negotiation.last_activity_at = max(negotiation.last_activity_at, occurred_at)
     negotiation.save(update_fields=["status", "last_activity_at", "updated_at"])
@@ -328,17 +372,25 @@ def event_create(*, negotiation, actor, parties=(), **fields):
     _not_in_future("occurred_at", event.occurred_at)
     _save(event)
     event.parties.set(parties)
+    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=event, after=_event_snapshot(event))
     _touch_after_event(negotiation)
     return event
 
 
+def _event_snapshot(event):
+    return audit.snapshot(event, parties=sorted(str(pk) for pk in event.parties.values_list("pk", flat=True)))
+
+
 @transaction.atomic
 def event_update(*, event, actor, parties=None, **fields):
+    event = Event.objects.select_for_update().get(pk=event.pk)
+    before = _event_snapshot(event)
     _apply(event, fields, EVENT_FIELDS)
     _not_in_future("occurred_at", event.occurred_at)
     _save(event)
     if parties is not None:
         event.parties.set(parties)
+    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=event, before=before, after=_event_snapshot(event))
     _touch_after_event(event.negotiation)
     return event
 
@@ -346,6 +398,7 @@ def event_update(*, event, actor, parties=None, **fields):
 @transaction.atomic
 def event_delete(*, event, actor):
     negotiation = event.negotiation
+    audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=event, before=_event_snapshot(event))
     event.delete()
     _touch_after_event(negotiation)
 
@@ -370,12 +423,29 @@ def api_client_create(*, name, party, read_only=False, expires_at=None, actor=No
         token_hash=hash_token(token),
     )
     _save(client)
+    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=client, after=audit.snapshot(client))
     return client, token
+
+
+CLIENT_FIELDS = ("name", "read_only", "expires_at")
+
+
+@transaction.atomic
+def api_client_update(*, client, actor, **fields):
+    client = ApiClient.objects.select_for_update().get(pk=client.pk)
+    before = audit.snapshot(client)
+    _apply(client, fields, CLIENT_FIELDS)
+    _save(client)
+    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=client, before=before, after=audit.snapshot(client))
+    return client
 
 
 @transaction.atomic
 def api_client_revoke(*, client, actor=None):
+    client = ApiClient.objects.select_for_update().get(pk=client.pk)
     if client.revoked_at is None:
+        before = audit.snapshot(client)
         client.revoked_at = timezone.now()
         client.save(update_fields=["revoked_at", "updated_at"])
+        audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=client, before=before, after=audit.snapshot(client))
     return client

@@ -93,3 +93,15 @@ def staff_only(ukraine):
 
 def services_required():
     return os.environ.get("TRACKER_REQUIRE_SERVICES") == "true"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit and login-failure counters do not leak from one test into another."""
+    from django.core.cache import cache
+
+    from exchanges import audit
+
+    cache.clear()
+    audit.recent_reads.seen.clear()
+    yield

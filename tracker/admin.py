@@ -16,6 +16,11 @@ class StallRuleAdmin(admin.ModelAdmin):
     list_editable = ["overdue_days", "very_overdue_days"]
     readonly_fields = ["key"]
 
+    def save_model(self, request, obj, form, change):
+        services.stall_rule_update(
+            rule=obj, actor=request.user, overdue_days=obj.overdue_days, very_overdue_days=obj.very_overdue_days
+        )
+
     def has_add_permission(self, request):
         return False
 

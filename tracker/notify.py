@@ -18,7 +18,7 @@ from exchanges.models import Negotiation
 from exchanges.selectors import negotiations_visible_to
 
 from .choices import WebhookEvent
-from .models import EmailNotification, Flag, WebhookDelivery, WebhookSubscription
+from .models import EmailNotification, WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
 
@@ -150,13 +150,8 @@ def status_changed(*, negotiation, change):
     enqueue([(WebhookEvent.STATUS_CHANGED, negotiation, data, subject)], now=change.recorded_at)
 
 
-def flags_changed(*, now, negotiation_ids=None):
-    """Notify about every flag raised, escalated or resolved at `now` (one scan or write)."""
-    changed = Flag.objects.filter(Q(raised_at=now) | Q(escalated_at=now) | Q(resolved_at=now)).select_related(
-        "negotiation"
-    )
-    if negotiation_ids is not None:
-        changed = changed.filter(negotiation__in=negotiation_ids)
+def flags_changed(changed, *, now):
+    """Notify about each flag in `changed`, raised, escalated or resolved at `now`."""
     events = []
     for flag in changed:
         negotiation = flag.negotiation

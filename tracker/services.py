@@ -14,8 +14,9 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from exchanges import audit
 from exchanges.choices import FINAL, OPEN
-from exchanges.models import ApiClient, CoveredGroup, Negotiation
+from exchanges.models import ApiClient, AuditEntry, CoveredGroup, Negotiation
 
 from . import notify
 from .choices import FlagKind, FlagLevel, Resolution, WebhookEvent
@@ -132,7 +133,7 @@ def scan_stalls(*, now=None):
         Flag.objects.bulk_create(rows, ignore_conflicts=True)
         summary["raised"] += Flag.objects.filter(kind=kind, raised_at=now).count() if rows else 0
     _sync_stalled(now)
-    notify.flags_changed(now=now)
+    _after_flag_changes(now=now)
     summary["open"] = Flag.objects.filter(resolved_at__isnull=True).count()
     return summary
 
@@ -155,8 +156,34 @@ def resolve_flags_for(negotiation, *, now=None):
         resolved += _resolve(open_flags.filter(kind=kind), kind=kind, still_due=still_due, now=now)
     if resolved:
         _sync_stalled(now, [negotiation.pk])
-        notify.flags_changed(now=now, negotiation_ids=[negotiation.pk])
+        _after_flag_changes(now=now, negotiation_ids=[negotiation.pk])
     return resolved
+
+
+def _after_flag_changes(*, now, negotiation_ids=None):
+    """Audit and notify every flag raised, escalated or resolved at `now`."""
+    changed = Flag.objects.filter(Q(raised_at=now) | Q(escalated_at=now) | Q(resolved_at=now)).select_related("negotiation")
+    if negotiation_ids is not None:
+        changed = changed.filter(negotiation__in=negotiation_ids)
+    changed = list(changed)
+    context = audit.current_context()
+    entries = []
+    for flag in changed:
+        if flag.resolved_at == now:
+            action, changes = AuditEntry.Action.UPDATE, {"resolved_at": [None, flag.resolved_at.isoformat()], "resolution": ["", flag.resolution]}
+        elif flag.escalated_at == now:
+            action, changes = AuditEntry.Action.UPDATE, {"level": ["overdue", flag.level]}
+        else:
+            action, changes = AuditEntry.Action.CREATE, audit.diff({}, audit.snapshot(flag))
+        entries.append(
+            AuditEntry(
+                occurred_at=now, action=action, model="tracker.flag", object_id=str(flag.pk), object_repr=str(flag)[:300],
+                negotiation_id=flag.negotiation_id, changes=changes, request_id=context["request_id"],
+                channel=context["channel"], **audit.actor_fields(None),
+            )
+        )
+    AuditEntry.objects.bulk_create(entries)
+    notify.flags_changed(changed, now=now)
 
 
 @transaction.atomic
@@ -164,10 +191,12 @@ def flag_acknowledge(*, flag, actor):
     """Record that someone has seen the flag; the first acknowledgement stands."""
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
     if flag.acknowledged_at is None:
+        before = audit.snapshot(flag)
         flag.acknowledged_at = timezone.now()
         flag.acknowledged_by_user = actor if isinstance(actor, get_user_model()) else None
         flag.acknowledged_by_client = actor if isinstance(actor, ApiClient) else None
         flag.save(update_fields=["acknowledged_at", "acknowledged_by_user", "acknowledged_by_client", "updated_at"])
+        audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=flag, before=before, after=audit.snapshot(flag))
     return flag
 
 
@@ -205,12 +234,14 @@ def webhook_subscription_create(*, client, actor, **fields):
     _check_subscription(subscription)
     subscription.full_clean()
     subscription.save()
+    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=subscription, after=audit.snapshot(subscription))
     return subscription
 
 
 @transaction.atomic
 def webhook_subscription_update(*, subscription, actor, **fields):
     subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
+    before = audit.snapshot(subscription)
     for name, value in fields.items():
         if name not in SUBSCRIPTION_FIELDS:
             raise ValidationError({name: [_("This field cannot be set.")]})
@@ -220,9 +251,25 @@ def webhook_subscription_update(*, subscription, actor, **fields):
     _check_subscription(subscription)
     subscription.full_clean()
     subscription.save()
+    audit.record(
+        actor=actor, action=AuditEntry.Action.UPDATE, instance=subscription, before=before, after=audit.snapshot(subscription)
+    )
     return subscription
 
 
 @transaction.atomic
 def webhook_subscription_delete(*, subscription, actor):
+    audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=subscription, before=audit.snapshot(subscription))
     subscription.delete()
+
+
+@transaction.atomic
+def stall_rule_update(*, rule, actor, overdue_days, very_overdue_days):
+    """Change a stall rule; the next scan applies it."""
+    rule = StallRule.objects.select_for_update().get(pk=rule.pk)
+    before = audit.snapshot(rule)
+    rule.overdue_days, rule.very_overdue_days = overdue_days, very_overdue_days
+    rule.full_clean()
+    rule.save()
+    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=rule, before=before, after=audit.snapshot(rule))
+    return rule

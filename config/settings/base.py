@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "exchanges.api.middleware.RequestContextMiddleware",
     "exchanges.api.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -104,6 +105,17 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = ["exchanges.login_guard.GuardedModelBackend"]
+TRACKER_LOGIN_MAX_FAILURES = env_int("TRACKER_LOGIN_MAX_FAILURES", 5)
+TRACKER_LOGIN_LOCKOUT_SECONDS = env_int("TRACKER_LOGIN_LOCKOUT_SECONDS", 900)
+
+# A cache shared by every process (rate limits, login failures): Redis in production.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -137,6 +149,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "exchanges.api.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["exchanges.api.throttling.PrincipalRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_client": os.environ.get("TRACKER_API_RATE", "1200/min")},
     "UNAUTHENTICATED_USER": None,
     "PAGE_SIZE": 50,
 }

@@ -6,3 +6,4 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests send notifications by calling the dispatcher; a worker test turns this on for itself.
 TRACKER_KICK_ON_COMMIT = False
 TRACKER_WEBHOOK_ALLOW_PRIVATE = True
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

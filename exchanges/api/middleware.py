@@ -1,14 +1,21 @@
-"""Refuse oversized request bodies before anything reads them.
+"""Request middleware: body size limit, request id and audit context."""
+import re
+import uuid
 
-DRF parses from the request stream, which skips Django's DATA_UPLOAD_MAX_MEMORY_SIZE
-check on `request.body`; this applies the same limit to every request up front.
-"""
 from django.conf import settings
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 
+from .. import audit
+
 
 class BodySizeLimitMiddleware:
+    """Refuse oversized request bodies before anything reads them.
+
+    DRF parses from the request stream, which skips Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+    check on `request.body`; this applies the same limit to every request up front.
+    """
+
     def __init__(self, get_response):
         self.get_response = get_response
 
@@ -24,3 +31,23 @@ class BodySizeLimitMiddleware:
                 status=413,
             )
         return self.get_response(request)
+
+
+class RequestContextMiddleware:
+    """Give each request an id (`X-Request-ID`, taken from the caller when sane) and tell
+    the audit trail which request and channel its entries come from."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        given = request.headers.get("X-Request-ID", "")
+        request_id = given if re.fullmatch(r"[A-Za-z0-9._-]{8,64}", given) else uuid.uuid4().hex
+        channel = "api" if request.path.startswith("/api/") else "admin" if request.path.startswith("/admin/") else "web"
+        token = audit.set_context(request_id=request_id, channel=channel)
+        try:
+            response = self.get_response(request)
+        finally:
+            audit.reset_context(token)
+        response["X-Request-ID"] = request_id
+        return response

@@ -1,5 +1,5 @@
 """API v1 views: check who may do what, translate JSON, call a service."""
-from django.db import connection
+from django.db import connection, transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -9,14 +9,19 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.response import Response
 
-from .. import selectors, services
+from .. import audit, selectors, services
 from ..filters import DetaineeGroupFilter, EventFilter, NegotiationFilter, PartyFilter, ReportedFigureFilter
 from ..models import ApiClient, DetaineeGroup, Party, ReportedFigure
-from . import serializers
+from . import idempotency, serializers
+from .preconditions import check_if_match, etag_for, not_modified
 
 
 class RecordViewSet(viewsets.GenericViewSet):
-    """Create and update through the services; respond with the object as a list shows it."""
+    """Create and update through the services; respond with the object as a list shows it.
+
+    Every detail response carries an ETag; writes honour `If-Match` (412 when stale) and
+    POSTs honour `Idempotency-Key`.
+    """
 
     def create_object(self, data):  # pragma: no cover - every writable subclass overrides it
         raise NotImplementedError
@@ -26,26 +31,50 @@ class RecordViewSet(viewsets.GenericViewSet):
 
     def respond(self, instance, status_code=status.HTTP_200_OK):
         instance = self.get_queryset().get(pk=instance.pk)
-        return Response(self.get_serializer(instance).data, status=status_code)
+        response = Response(self.get_serializer(instance).data, status=status_code)
+        if hasattr(instance, "updated_at"):
+            response["ETag"] = etag_for(instance)
+        return response
+
+    def get_object_for_write(self):
+        """The object, locked until the end of the write's transaction, its ETag checked."""
+        instance = self.get_object()
+        type(instance).objects.select_for_update().filter(pk=instance.pk).first()
+        instance.refresh_from_db()
+        check_if_match(self.request, instance)
+        return instance
+
+    def retrieve(self, request, *args, **kwargs):
+        instance = self.get_object()
+        if hasattr(instance, "updated_at") and not_modified(request, instance):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag_for(instance)})
+        response = Response(self.get_serializer(instance).data)
+        if hasattr(instance, "updated_at"):
+            response["ETag"] = etag_for(instance)
+        return response
 
     def create(self, request, *args, **kwargs):
+        return idempotency.run(self, request, lambda: self._create(request))
+
+    def _create(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         instance = self.create_object(serializer.validated_data)
         return self.respond(instance, status.HTTP_201_CREATED)
 
     def update(self, request, *args, partial=False, **kwargs):
-        instance = self.get_object()
-        serializer = self.get_serializer(instance, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        instance = self.update_object(instance, serializer.validated_data)
+        with transaction.atomic():
+            instance = self.get_object_for_write()
+            serializer = self.get_serializer(instance, data=request.data, partial=partial)
+            serializer.is_valid(raise_exception=True)
+            instance = self.update_object(instance, serializer.validated_data)
         return self.respond(instance)
 
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)
 
 
-class PartyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordViewSet):
+class PartyViewSet(mixins.ListModelMixin, RecordViewSet):
     """Negotiating parties: governments, de-facto authorities, mediators, the UN, the ICRC."""
 
     queryset = Party.objects.all()
@@ -61,7 +90,7 @@ class PartyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordViewS
         return services.party_update(party=instance, actor=self.request.user, **data)
 
 
-class DetaineeGroupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordViewSet):
+class DetaineeGroupViewSet(mixins.ListModelMixin, RecordViewSet):
     """Detainee groups, with a summary of every figure claimed about them."""
 
     queryset = DetaineeGroup.objects.prefetch_related("figures")
@@ -89,7 +118,7 @@ NEGOTIATION_PK = OpenApiParameter(
     retrieve=extend_schema(parameters=[GROUP_PK]),
     partial_update=extend_schema(parameters=[GROUP_PK], request=serializers.ReportedFigureUpdateSerializer),
 )
-class ReportedFigureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordViewSet):
+class ReportedFigureViewSet(mixins.ListModelMixin, RecordViewSet):
     """Figures reported about one group: claims with their source, never overwritten.
 
     Only `reliability` and `notes` can change after a claim is recorded."""
@@ -121,7 +150,7 @@ class ReportedFigureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Re
         return services.figure_update(figure=instance, actor=self.request.user, **data)
 
 
-class NegotiationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordViewSet):
+class NegotiationViewSet(mixins.ListModelMixin, RecordViewSet):
     """Negotiations the caller may see. The status is changed through `status-changes/`."""
 
     serializer_class = serializers.NegotiationSerializer
@@ -132,6 +161,18 @@ class NegotiationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Recor
 
     def get_queryset(self):
         return selectors.negotiation_list(self.request.user)
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        if isinstance(self.request.user, ApiClient) and page:
+            audit.log_reads(self.request.user, page)
+        return page
+
+    def get_object(self):
+        negotiation = super().get_object()
+        if isinstance(self.request.user, ApiClient):
+            audit.log_reads(self.request.user, [negotiation])
+        return negotiation
 
     @staticmethod
     def _lists(data):
@@ -155,6 +196,8 @@ class NegotiationChildViewSet(RecordViewSet):
             self._negotiation = get_object_or_404(
                 selectors.negotiations_visible_to(self.request.user), pk=self.kwargs["negotiation_pk"]
             )
+            if isinstance(self.request.user, ApiClient):
+                audit.log_reads(self.request.user, [self._negotiation])
         return self._negotiation
 
 
@@ -163,7 +206,7 @@ class NegotiationChildViewSet(RecordViewSet):
     create=extend_schema(parameters=[NEGOTIATION_PK], responses={201: serializers.StatusChangeSerializer}),
     retrieve=extend_schema(parameters=[NEGOTIATION_PK]),
 )
-class StatusChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, NegotiationChildViewSet):
+class StatusChangeViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
     """A negotiation's status history, oldest first. POST records a change (409 if illegal)."""
 
     serializer_class = serializers.StatusChangeSerializer
@@ -189,7 +232,7 @@ class StatusChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Nego
     partial_update=extend_schema(parameters=[NEGOTIATION_PK]),
     destroy=extend_schema(parameters=[NEGOTIATION_PK]),
 )
-class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, NegotiationChildViewSet):
+class EventViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
     """A negotiation's timeline, oldest first."""
 
     serializer_class = serializers.EventSerializer
@@ -208,7 +251,8 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Negotiation
         return services.event_update(event=instance, actor=self.request.user, **data)
 
     def destroy(self, request, *args, **kwargs):
-        services.event_delete(event=self.get_object(), actor=request.user)
+        with transaction.atomic():
+            services.event_delete(event=self.get_object_for_write(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,4 +1,5 @@
 """API views for flags and webhook subscriptions."""
+from django.db import transaction
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -6,6 +7,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from exchanges.api import idempotency
+from exchanges.api.preconditions import etag_for
 from exchanges.api.views import RecordViewSet
 from exchanges.models import ApiClient
 from exchanges.selectors import is_staff, negotiation_visibility_q
@@ -33,11 +36,14 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None):
         """Record that the flag has been seen (staff or a read-write client). Idempotent."""
-        flag = services.flag_acknowledge(flag=self.get_object(), actor=request.user)
-        return Response(self.get_serializer(self.get_queryset().get(pk=flag.pk)).data)
+        def acknowledge():
+            flag = services.flag_acknowledge(flag=self.get_object(), actor=request.user)
+            return Response(self.get_serializer(self.get_queryset().get(pk=flag.pk)).data)
+
+        return idempotency.run(self, request, acknowledge)
 
 
-class WebhookSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordViewSet):
+class WebhookSubscriptionViewSet(mixins.ListModelMixin, RecordViewSet):
     """The calling client's own webhook subscriptions."""
 
     serializer_class = serializers.WebhookSubscriptionSerializer
@@ -61,13 +67,18 @@ class WebhookSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
 
     @extend_schema(responses={201: serializers.WebhookSubscriptionCreatedSerializer})
     def create(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        subscription = self.create_object(serializer.validated_data)
-        return Response(serializers.WebhookSubscriptionCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
+        return super().create(request, *args, **kwargs)
+
+    def respond(self, instance, status_code=status.HTTP_200_OK):
+        if status_code == status.HTTP_201_CREATED:
+            response = Response(serializers.WebhookSubscriptionCreatedSerializer(instance).data, status=status_code)
+            response["ETag"] = etag_for(instance)
+            return response
+        return super().respond(instance, status_code)
 
     def destroy(self, request, *args, **kwargs):
-        services.webhook_subscription_delete(subscription=self.get_object(), actor=request.user)
+        with transaction.atomic():
+            services.webhook_subscription_delete(subscription=self.get_object_for_write(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses=serializers.WebhookDeliverySerializer(many=True))

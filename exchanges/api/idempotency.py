@@ -1,0 +1,107 @@
+"""`Idempotency-Key` on POST: a retried request returns the first response, creates nothing.
+
+The same key with another body gets 422; while the first request is still running, 409.
+Keys are kept per caller for 24 hours (IDEMPOTENCY_TTL). The stored response is written
+in the same transaction as the work, so a crash leaves either both or neither; a key whose
+request died keeps a lease that runs out after LEASE, then a retry may take it over.
+"""
+import hashlib
+import json
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from rest_framework import status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from ..models import ApiClient, IdempotencyKey
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+LEASE = timedelta(seconds=60)
+HEADER = "Idempotency-Key"
+
+
+def _owner(principal):
+    kind = "client" if isinstance(principal, ApiClient) else "user"
+    return f"{kind}:{principal.pk}"
+
+
+def _fingerprint(request):
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def _problem(message, code):
+    return Response({"detail": message, "idempotency_key": [message]}, status=code)
+
+
+def run(view, request, handler):
+    """Run `handler()` (which returns a Response) at most once per caller and key."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return handler()
+    if not 1 <= len(key) <= 255:
+        return _problem(_("Idempotency-Key must be 1 to 255 characters."), status.HTTP_400_BAD_REQUEST)
+    owner, fingerprint, now = _owner(request.user), _fingerprint(request), timezone.now()
+
+    IdempotencyKey.objects.filter(owner=owner, key=key, created_at__lt=now - IDEMPOTENCY_TTL).delete()
+    try:
+        with transaction.atomic():
+            record = IdempotencyKey.objects.create(
+                owner=owner, key=key, request_hash=fingerprint, created_at=now, lease_until=now + LEASE
+            )
+    except IntegrityError:
+        with transaction.atomic():
+            record = IdempotencyKey.objects.select_for_update().get(owner=owner, key=key)
+            if record.request_hash != fingerprint:
+                return _problem(
+                    _("This Idempotency-Key was used with a different request."), status.HTTP_422_UNPROCESSABLE_ENTITY
+                )
+            if record.response_status is not None:
+                response = Response(record.response_body, status=record.response_status)
+                response["Idempotent-Replayed"] = "true"
+                return response
+            if record.lease_until and record.lease_until > now:
+                return _problem(_("A request with this Idempotency-Key is still running."), status.HTTP_409_CONFLICT)
+            record.lease_until = now + LEASE
+            record.save(update_fields=["lease_until"])
+
+    try:
+        with transaction.atomic():
+            response = handler()
+            if response.status_code >= 500:
+                raise _Discard(response)
+            _store(record, response)
+    except _Discard as discarded:
+        IdempotencyKey.objects.filter(pk=record.pk).delete()
+        return discarded.response
+    except Exception as exc:  # an API error (4xx) is a response too, and is replayed
+        try:
+            response = view.handle_exception(exc)
+        except Exception:
+            IdempotencyKey.objects.filter(pk=record.pk).delete()
+            raise
+        if response.status_code < 500 and response.status_code not in (409, 429):
+            _store(record, response)
+        else:
+            IdempotencyKey.objects.filter(pk=record.pk).delete()
+        return response
+    return response
+
+
+class _Discard(Exception):
+    def __init__(self, response):
+        self.response = response
+
+
+def _store(record, response):
+    body = json.loads(JSONRenderer().render(response.data)) if response.data is not None else None
+    IdempotencyKey.objects.filter(pk=record.pk).update(response_status=response.status_code, response_body=body, lease_until=None)
+
+
+def purge_expired(now=None):
+    """Forget keys older than 24 hours; returns how many."""
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=(now or timezone.now()) - IDEMPOTENCY_TTL).delete()
+    return deleted

@@ -1,0 +1,142 @@
+"""The audit trail: recording who changed what, and from which request.
+
+Services call `record(...)` in the same transaction as the change. The request id and
+channel come from a context variable set per HTTP request (middleware) or per Celery
+task (task signals); anything else is the system (a command, the shell).
+"""
+import contextvars
+import datetime
+import decimal
+import uuid
+from collections import OrderedDict
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from .models import ApiClient, AuditEntry
+
+_context = contextvars.ContextVar("audit_context", default={"request_id": "", "channel": "system"})
+
+#: Never copied into the trail.
+SECRET_FIELDS = {"token_hash", "secret", "password"}
+#: Not worth a line of history.
+NOISE_FIELDS = {"updated_at", "created_at", "last_used_at", "leased_until"}
+
+
+def set_context(*, request_id, channel):
+    return _context.set({"request_id": request_id, "channel": channel})
+
+
+def reset_context(token):
+    _context.reset(token)
+
+
+def current_context():
+    return _context.get()
+
+
+def _plain(value):
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, decimal.Decimal)):
+        return str(value)
+    return value
+
+
+def snapshot(instance, **extra):
+    """The concrete field values of `instance`, JSON-safe, secrets left out."""
+    values = {}
+    for field in instance._meta.concrete_fields:
+        if field.name in SECRET_FIELDS or field.name in NOISE_FIELDS:
+            continue
+        values[field.name] = _plain(getattr(instance, field.attname))
+    values.update({name: _plain(value) for name, value in extra.items()})
+    return values
+
+
+def diff(before, after):
+    keys = set(before or {}) | set(after or {})
+    return {
+        key: [(before or {}).get(key), (after or {}).get(key)]
+        for key in sorted(keys)
+        if (before or {}).get(key) != (after or {}).get(key)
+    }
+
+
+def actor_fields(actor):
+    if isinstance(actor, ApiClient):
+        return {"actor_type": "api_client", "actor_id": str(actor.pk), "actor_label": f"{actor.name} (API client)"}
+    if isinstance(actor, get_user_model()):
+        return {"actor_type": "staff", "actor_id": str(actor.pk), "actor_label": actor.get_username()}
+    return {"actor_type": "system", "actor_id": "", "actor_label": "system"}
+
+
+def _negotiation_id(instance):
+    from .models import Negotiation
+
+    if isinstance(instance, Negotiation):
+        return instance.pk
+    return getattr(instance, "negotiation_id", None)
+
+
+def record(*, actor, action, instance, before=None, after=None, negotiation_id=None):
+    """Append one entry. `before`/`after` are snapshots; only what differs is kept."""
+    changes = diff(before, after)
+    if action == AuditEntry.Action.UPDATE and not changes:
+        return None
+    context = _context.get()
+    return AuditEntry.objects.create(
+        action=action,
+        model=instance._meta.label_lower,
+        object_id=str(instance.pk),
+        object_repr=str(instance)[:300],
+        negotiation_id=negotiation_id or _negotiation_id(instance),
+        changes=changes,
+        request_id=context["request_id"],
+        channel=context["channel"],
+        **actor_fields(actor),
+    )
+
+
+class _RecentReads:
+    """Which (client, negotiation) reads this process logged lately, so that a client
+    polling a negotiation writes one entry per window, not one per request."""
+
+    def __init__(self, window=datetime.timedelta(minutes=10), size=50_000):
+        self.window, self.size, self.seen = window, size, OrderedDict()
+
+    def fresh(self, key, now):
+        last = self.seen.get(key)
+        if last is not None and now - last < self.window:
+            return False
+        self.seen[key] = now
+        self.seen.move_to_end(key)
+        while len(self.seen) > self.size:
+            self.seen.popitem(last=False)
+        return True
+
+
+recent_reads = _RecentReads()
+
+
+def log_reads(client, negotiations):
+    """Log an API client's reads of `participants` negotiations, cheaply (see _RecentReads)."""
+    now = timezone.now()
+    context = _context.get()
+    entries = [
+        AuditEntry(
+            occurred_at=now,
+            action=AuditEntry.Action.READ,
+            model="exchanges.negotiation",
+            object_id=str(negotiation.pk),
+            object_repr=str(negotiation)[:300],
+            negotiation_id=negotiation.pk,
+            request_id=context["request_id"],
+            channel=context["channel"],
+            **actor_fields(client),
+        )
+        for negotiation in negotiations
+        if negotiation.visibility == "participants" and recent_reads.fresh((client.pk, negotiation.pk), now)
+    ]
+    if entries:
+        AuditEntry.objects.bulk_create(entries)

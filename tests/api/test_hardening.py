@@ -1,0 +1,55 @@
+"""Throttling, admin login guessing, production settings."""
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_client_over_its_rate_gets_429_with_retry_after(ukraine, make_api, settings):
+    from exchanges.api.throttling import PrincipalRateThrottle
+
+    PrincipalRateThrottle.THROTTLE_RATES = {"api_client": "3/min"}
+    try:
+        api, other = make_api(ukraine), make_api(ukraine)
+        codes = [api.get("/api/v1/parties/").status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        limited = api.get("/api/v1/parties/")
+        assert int(limited["Retry-After"]) > 0
+        assert other.get("/api/v1/parties/").status_code == 200
+    finally:
+        PrincipalRateThrottle.THROTTLE_RATES = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+
+
+def test_the_admin_login_locks_a_username_after_repeated_failures(client, staff_user, django_user_model):
+    login = reverse("admin:login")
+    for _ in range(5):
+        assert client.post(login, {"username": "staffer", "password": "wrong"}).status_code == 200
+    refused = client.post(login, {"username": "staffer", "password": "pw-staff-123"})
+    assert refused.status_code == 200 and "_auth_user_id" not in client.session
+    django_user_model.objects.create_user(username="colleague", password="pw-colleague-1", is_staff=True)
+    assert client.post(login, {"username": "colleague", "password": "pw-colleague-1"}).status_code == 302
+
+
+def _manage(*args, **env):
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production", **env}
+    environment.pop("DJANGO_SECRET_KEY", None) if "DJANGO_SECRET_KEY" not in env else None
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+
+
+def test_production_settings_pass_the_deployment_check():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_SECRET_KEY=secrets.token_urlsafe(60), DJANGO_ALLOWED_HOSTS="tracker.example.org")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("key", [None, "django-insecure-" + "x" * 60, "short"])
+def test_production_refuses_to_start_without_a_real_secret_key(key):
+    env = {} if key is None else {"DJANGO_SECRET_KEY": key}
+    result = _manage("check", **env)
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
