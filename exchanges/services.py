@@ -309,12 +309,14 @@ def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None
     `from_status` is the previous one's `to_status`. `occurred_at` may be back-dated
     (a change learnt later) but not in the future, nor before the previous change.
     """
-    now = timezone.now()
-    occurred_at = occurred_at or now
-    _not_in_future("occurred_at", occurred_at, now=now)
+    _not_in_future("occurred_at", occurred_at)
     if to_status not in NegotiationStatus.values:
         raise ValidationError({"to_status": [_("“%(value)s” is not a status.") % {"value": to_status}]})
     negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
+    # "Now" is read once the lock is held, so a writer that waited is not dated before
+    # the change that went ahead of it.
+    now = timezone.now()
+    occurred_at = occurred_at or now
     if to_status not in allowed_transitions(negotiation.status):
         raise IllegalStatusChange(from_status=negotiation.status, to_status=to_status)
     previous = negotiation.status_changes.order_by("-sequence").values("sequence", "occurred_at").first()
