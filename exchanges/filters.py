@@ -1,6 +1,11 @@
 """Query-string filters for the API lists. Bad values get 400 naming the filter."""
+from datetime import timezone as dt_timezone
+
 import django_filters
+from django import forms
 from django.db.models import Exists, OuterRef, Q
+from django.utils.translation import gettext_lazy as _
+from django_filters.fields import IsoDateTimeField
 
 from .choices import (
     EventKind,
@@ -13,6 +18,24 @@ from .choices import (
     Visibility,
 )
 from .models import CoveredGroup, DetaineeGroup, Event, Negotiation, Participant, Party, ReportedFigure
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 timestamp turned into UTC, so any offset Python accepts reaches the
+    database as a time it can store; one outside the representable range is a 400."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None or parsed.tzinfo is None:
+            return parsed
+        try:
+            return parsed.astimezone(dt_timezone.utc)
+        except OverflowError:
+            raise forms.ValidationError(_("Out of the representable range of dates.")) from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class PartyFilter(django_filters.FilterSet):
@@ -32,7 +55,7 @@ class DetaineeGroupFilter(django_filters.FilterSet):
     held_by = django_filters.UUIDFilter(field_name="held_by")
     affiliated_with = django_filters.UUIDFilter(field_name="affiliated_with")
     category = django_filters.MultipleChoiceFilter(choices=GroupCategory.choices)
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     search = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200)
 
     class Meta:
@@ -57,7 +80,7 @@ class NegotiationFilter(django_filters.FilterSet):
     visibility = django_filters.MultipleChoiceFilter(choices=Visibility.choices)
     party = django_filters.UUIDFilter(method="filter_party", label="A party taking part")
     group = django_filters.UUIDFilter(method="filter_group", label="A detainee group covered")
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     search = django_filters.CharFilter(method="filter_search", max_length=200, label="Title or reference contains")
 
     class Meta:
@@ -76,8 +99,8 @@ class NegotiationFilter(django_filters.FilterSet):
 
 class EventFilter(django_filters.FilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=EventKind.choices)
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte")
+    occurred_after = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte")
 
     class Meta:
         model = Event

@@ -216,7 +216,22 @@ class ReportedFigureUpdateSerializer(ReportedFigureSerializer):
         return super().to_internal_value(data)
 
 
-class ParticipantSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+class WholeItemMixin:
+    """List items are whole objects even inside a PATCH: DRF's `partial` would otherwise
+    let an item without its `party` or `group` through, and lists replace what is stored."""
+
+    def run_validation(self, data=serializers.empty):
+        if isinstance(data, dict):
+            missing = [
+                name for name, field in self.fields.items()
+                if field.required and not field.read_only and name not in data
+            ]
+            if missing:
+                raise serializers.ValidationError({name: [_("This field is required.")] for name in missing})
+        return super().run_validation(data)
+
+
+class ParticipantSerializer(WholeItemMixin, StrictFieldsMixin, serializers.ModelSerializer):
     party = uuid_related(Party.objects.all())
     role = serializers.ChoiceField(choices=ParticipantRole.choices)
 
@@ -225,7 +240,7 @@ class ParticipantSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         fields = ["party", "role"]
 
 
-class CoveredGroupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+class CoveredGroupSerializer(WholeItemMixin, StrictFieldsMixin, serializers.ModelSerializer):
     group = uuid_related(DetaineeGroup.objects.all())
     proposed_count = count_field(required=False, allow_null=True)
     released_count = count_field(required=False, allow_null=True)

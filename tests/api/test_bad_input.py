@@ -77,6 +77,8 @@ def cases(w):
         ("patch", neg, {"status": "completed"}, 400, "status"),
         ("patch", neg, {"title": None}, 400, "title"),
         ("patch", neg, {"participants": None}, 400, "participants"),
+        ("patch", neg, {"groups": [{"proposed_count": 0, "released_count": 0}]}, 400, "groups"),
+        ("patch", neg, {"participants": [{"role": "side"}]}, 400, "participants"),
         ("put", neg, {"summary": "no title"}, 400, "title"),
         ("post", neg + "status-changes/", {}, 400, "to_status"),
         ("post", neg + "status-changes/", {"to_status": "finished"}, 400, "to_status"),

@@ -164,7 +164,8 @@ def test_filters(ukraine, russia, icrc, garrison, make_api, staff_api, confident
     assert ids(search="all-for") == {str(public_negotiation.pk)}
     assert ids(updated_since=(timezone.now() + timedelta(minutes=1)).isoformat()) == set()
     assert ids(updated_since="2000-01-01T00:00:00Z") == both
-    for bad in ({"status": "nonsense"}, {"party": "not-a-uuid"}, {"updated_since": "yesterday"}, {"priority": "x"}):
+    assert ids(updated_since="0385-07-03T03:13:00+21:08") == both
+    for bad in ({"status": "nonsense"}, {"party": "not-a-uuid"}, {"updated_since": "yesterday"}, {"priority": "x"}, {"updated_since": "0001-01-01T00:00:00+05:00"}):
         response = api.get("/api/v1/negotiations/", bad)
         assert response.status_code == 400 and set(bad) <= set(response.json()), (bad, response.content)
 
