@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .choices import (
+    OPEN,
     EventKind,
     FigureMetric,
     GroupCategory,
@@ -25,6 +26,7 @@ from .choices import (
 )
 
 MAX_COUNT = 2_147_483_647
+_OPEN_STATUSES = sorted(str(status) for status in OPEN)
 
 
 def _refuse_future_date(errors, field, value):
@@ -252,6 +254,17 @@ class Negotiation(TimestampedModel):
                 name="negotiation_stalled_since_matches",
             ),
             models.CheckConstraint(condition=Q(title__regex=r"\S"), name="negotiation_title_not_blank"),
+        ]
+        indexes = [
+            # `?stalled=true` lists, newest first.
+            models.Index(fields=["-created_at"], condition=Q(stalled=True), name="negotiation_stalled_recent"),
+            # The stall scan reads open negotiations by silence and by due date.
+            models.Index(fields=["last_activity_at"], condition=Q(status__in=_OPEN_STATUSES), name="negotiation_open_silence"),
+            models.Index(
+                fields=["next_step_due"],
+                condition=Q(status__in=_OPEN_STATUSES, next_step_due__isnull=False),
+                name="negotiation_open_due",
+            ),
         ]
 
     def __str__(self):

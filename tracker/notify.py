@@ -150,8 +150,21 @@ def status_changed(*, negotiation, change):
     enqueue([(WebhookEvent.STATUS_CHANGED, negotiation, data, subject)], now=change.recorded_at)
 
 
+def anyone_listening(negotiation_ids):
+    """Whether any active subscription or watching staff member could receive these events."""
+    stall_events = [WebhookEvent.STALLED.value, WebhookEvent.UNSTALLED.value]
+    if any(
+        set(events) & set(stall_events)
+        for events in WebhookSubscription.objects.filter(active=True).values_list("events", flat=True)
+    ):
+        return True
+    return Negotiation.watchers.through.objects.filter(negotiation__in=negotiation_ids).exists()
+
+
 def flags_changed(changed, *, now):
     """Notify about each flag in `changed`, raised, escalated or resolved at `now`."""
+    if not changed or not anyone_listening({flag.negotiation_id for flag in changed}):
+        return
     events = []
     for flag in changed:
         negotiation = flag.negotiation

@@ -33,18 +33,21 @@ def stall_rules():
 
 
 def _open_negotiations(negotiation_ids=None):
-    queryset = Negotiation.objects.filter(status__in=OPEN).alias(
-        covers_wounded=Exists(
-            CoveredGroup.objects.filter(negotiation=OuterRef("pk"), group__seriously_wounded_count__gt=0)
-        )
-    )
+    queryset = Negotiation.objects.filter(status__in=OPEN)
     if negotiation_ids is not None:
         queryset = queryset.filter(pk__in=negotiation_ids)
     return queryset
 
 
+def _covers_wounded():
+    """Negotiations covering a group with seriously wounded detainees, as `pk IN (...)`:
+    PostgreSQL hashes the subquery once, where a correlated EXISTS inside the OR of
+    every priority would run per row and per branch."""
+    return Q(pk__in=CoveredGroup.objects.filter(group__seriously_wounded_count__gt=0).values("negotiation_id"))
+
+
 def _conditions(kind, rules, now):
-    """`(overdue_q, very_overdue_q)` over negotiations annotated by `_open_negotiations`.
+    """`(overdue_q, very_overdue_q)` over open negotiations.
 
     No activity: by priority, a negotiation covering seriously wounded detainees held to
     the urgent thresholds (Third Geneva Convention, Art. 109). Deadline: days after due.
@@ -57,14 +60,15 @@ def _conditions(kind, rules, now):
             Q(next_step_due__lte=today - timedelta(days=very)),
         )
     levels = []
+    wounded = _covers_wounded()
     for index in (0, 1):
-        condition = (Q(priority="urgent") | Q(covers_wounded=True)) & Q(
+        condition = (Q(priority="urgent") | wounded) & Q(
             last_activity_at__lte=now - timedelta(days=rules["urgent"][index])
         )
         for priority in ("high", "routine"):
             condition |= (
                 Q(priority=priority)
-                & Q(covers_wounded=False)
+                & ~wounded
                 & Q(last_activity_at__lte=now - timedelta(days=rules[priority][index]))
             )
         levels.append(condition)

@@ -36,6 +36,12 @@ class RecordViewSet(viewsets.GenericViewSet):
             response["ETag"] = etag_for(instance)
         return response
 
+    def filter_queryset(self, queryset):
+        """Query-string filters narrow lists; a lookup by id ignores them (and their cost)."""
+        if self.action != "list":
+            return queryset
+        return super().filter_queryset(queryset)
+
     def get_object_for_write(self):
         """The object, locked until the end of the write's transaction, its ETag checked."""
         instance = self.get_object()

@@ -202,3 +202,17 @@ def test_events_can_be_corrected_and_removed(ukraine, make_api, public_negotiati
     public_negotiation.refresh_from_db()
     assert public_negotiation.events.count() == 0
     assert public_negotiation.last_activity_at.date().isoformat() == "2022-05-06"
+
+
+def test_the_fast_representation_matches_drfs_field_by_field_output(ukraine, russia, garrison, confidential):
+    from rest_framework import serializers as drf
+
+    from exchanges import services
+    from exchanges.api.serializers import NegotiationSerializer
+
+    services.negotiation_change_status(negotiation=confidential, to_status="in_talks", actor=None)
+    services.negotiation_update(negotiation=confidential, actor=None, next_step_due=timezone.localdate(), summary="ü ✓")
+    Negotiation.objects.filter(pk=confidential.pk).update(stalled=True, stalled_since=timezone.now())
+    negotiation = Negotiation.objects.prefetch_related("participants", "covered_groups").get(pk=confidential.pk)
+    serializer = NegotiationSerializer()
+    assert serializer.to_representation(negotiation) == drf.ModelSerializer.to_representation(serializer, negotiation)

@@ -1,0 +1,421 @@
+#!/usr/bin/env python
+"""`make bench`: the tracker beside its floor at 10k, 100k and 1M negotiations.
+
+For each size it builds (or reuses) a PostgreSQL database filled by COPY, serves the
+tracker and a bare WSGI floor through gunicorn, drives both with wrk on loopback, counts
+queries per request, and times the stall scan beside the bare SQL that does the same
+flagging. Environment: BENCH_SIZES (default 10000,100000,1000000), BENCH_SECONDS per
+measurement (default 10), BENCH_DATABASE_URL (default DATABASE_URL or the local server).
+"""
+import contextlib
+import hashlib
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "10000,100000,1000000").split(",")]
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+BASE_URL = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/tracker"
+APP_PORT, FLOOR_PORT = 8801, 8802
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+OPEN = ["proposed", "in_talks", "agreed_in_principle", "lists_exchanged", "agreed", "implementing", "suspended"]
+PATH = ["in_talks", "agreed_in_principle", "lists_exchanged", "agreed", "implementing", "completed"]
+
+
+def db_url(size):
+    parts = urlsplit(BASE_URL)
+    return urlunsplit(parts._replace(path=f"/tracker_bench_{size}"))
+
+
+def admin_url():
+    return urlunsplit(urlsplit(BASE_URL)._replace(path="/postgres"))
+
+
+def schema_version():
+    names = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("*/migrations/0*.py"))
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def app_env(size, **extra):
+    return {
+        **os.environ,
+        "DATABASE_URL": db_url(size),
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DJANGO_DEBUG": "false",
+        "TRACKER_API_RATE": "100000000/min",
+        "CELERY_BROKER_URL": "memory://",
+        "TRACKER_KICK_ON_COMMIT": "false",
+        **extra,
+    }
+
+
+# --- the dataset --------------------------------------------------------------------------
+
+
+def ensure_dataset(size):
+    import psycopg
+
+    version = schema_version()
+    with psycopg.connect(admin_url(), autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [f"tracker_bench_{size}"]).fetchone()
+    if exists:
+        try:
+            with psycopg.connect(db_url(size)) as connection:
+                row = connection.execute("SELECT version FROM bench_meta").fetchone()
+            if row and row[0] == version:
+                print(f"  reusing the {size:,} dataset", flush=True)
+                return
+        except psycopg.Error:
+            pass
+    started = time.monotonic()
+    with psycopg.connect(admin_url(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "tracker_bench_{size}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "tracker_bench_{size}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=app_env(size), check=True)
+    rows = load(size)
+    with psycopg.connect(db_url(size), autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
+        connection.execute("CREATE TABLE bench_meta (version text, size int)")
+        connection.execute("INSERT INTO bench_meta VALUES (%s, %s)", [version, size])
+    print(f"  built the {size:,} dataset: {rows:,} rows in {time.monotonic() - started:.0f}s", flush=True)
+
+
+def load(size):
+    """COPY parties, groups, negotiations with participants, covered groups, status history and events."""
+    import psycopg
+
+    rnd = random.Random(size)
+    parties = [(uuid.UUID(int=rnd.getrandbits(128)), f"B{n}") for n in range(50)]
+    group_count = max(100, size // 10)
+    groups = [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(group_count)]
+    wounded = set(rnd.sample(range(group_count), group_count // 20))
+    tables = {
+        "party": "exchanges_party (id, created_at, updated_at, name, short_name, kind, country)",
+        "group": "exchanges_detaineegroup (id, created_at, updated_at, name, held_by_id, affiliated_with_id, category, detained_since, location, estimated_count, seriously_wounded_count, notes)",
+        "negotiation": "exchanges_negotiation (id, created_at, updated_at, reference, title, summary, status, priority, visibility, opened_on, next_step, next_step_due, last_activity_at, stalled, stalled_since, created_by_party_id)",
+        "participant": "exchanges_participant (negotiation_id, party_id, role)",
+        "covered": "exchanges_coveredgroup (negotiation_id, group_id, proposed_count, released_count)",
+        "change": "exchanges_statuschange (id, created_at, updated_at, negotiation_id, sequence, from_status, to_status, occurred_at, recorded_at, note, source)",
+        "event": "exchanges_event (id, created_at, updated_at, negotiation_id, kind, occurred_at, summary, source)",
+    }
+    connections = {name: psycopg.connect(db_url(size)) for name in tables}
+    with contextlib.ExitStack() as stack:
+        # Foreign keys are checked at commit, and the stack commits last-entered first:
+        # entering children first makes parents (parties, groups, negotiations) commit first.
+        for connection in reversed(list(connections.values())):
+            stack.enter_context(connection)
+        copies = {name: stack.enter_context(connections[name].cursor().copy(f"COPY {spec} FROM STDIN")) for name, spec in tables.items()}
+        write = {name: copy.write_row for name, copy in copies.items()}
+        total = 0
+        for party, short in parties:
+            write["party"]((party, NOW, NOW, f"Bench party {short}", short, "state", None))
+        for n, group in enumerate(groups):
+            estimate = rnd.randint(10, 2000)
+            write["group"]((group, NOW, NOW, f"Bench group {n}", parties[n % 50][0], parties[(n + 1) % 50][0], "combatants", None, "", estimate, rnd.randint(1, 9) if n in wounded else 0, ""))
+        kinds = ["meeting", "proposal", "statement", "counter_proposal", "verification"]
+        for n in range(size):
+            negotiation = uuid.UUID(int=rnd.getrandbits(128))
+            age = rnd.randint(0, 1500)
+            opened = (NOW - timedelta(days=age)).date()
+            start = datetime(opened.year, opened.month, opened.day, tzinfo=timezone.utc)
+            # Older negotiations have mostly ended; recent ones are mostly open.
+            steps = rnd.randint(0, 6)
+            if age > 180 and rnd.random() < 0.85:
+                steps = 6
+            times = sorted(start + timedelta(seconds=rnd.randint(0, max(1, age * 86400))) for _ in range(steps + rnd.randint(0, 6)))
+            change_times, event_times = times[:steps], times[steps:]
+            status, previous = "proposed", "proposed"
+            for sequence, when in enumerate(change_times, start=1):
+                target = PATH[sequence - 1]
+                if sequence == steps and steps < 6 and rnd.random() < 0.2:
+                    target = rnd.choice(["suspended", "collapsed"]) if previous != "proposed" else "rejected"
+                write["change"]((uuid.UUID(int=rnd.getrandbits(128)), when, when, negotiation, sequence, previous, target, when, when, "", ""))
+                previous = status = target
+                if target in ("suspended", "collapsed", "rejected"):
+                    break
+            for when in event_times:
+                write["event"]((uuid.UUID(int=rnd.getrandbits(128)), when, when, negotiation, rnd.choice(kinds), when, "Bench event", ""))
+            last = max([start, *times])
+            created = start + timedelta(seconds=n % 86400)
+            visibility = rnd.choices(["all_partners", "participants", "staff_only"], [60, 35, 5])[0]
+            due = opened + timedelta(days=rnd.randint(5, 90)) if status in OPEN and rnd.random() < 0.5 else None
+            write["negotiation"]((negotiation, created, last, f"NEG-{opened.year}-{n + 1:07d}", f"Bench negotiation {n}", "", status, rnd.choice(["routine", "routine", "high", "urgent"]), visibility, opened, "", due, last, False, None, None))
+            for party_index in rnd.sample(range(50), 3):
+                write["participant"]((negotiation, parties[party_index][0], "side" if party_index % 3 else "mediator"))
+            for group_index in rnd.sample(range(group_count), rnd.randint(1, 2)):
+                write["covered"]((negotiation, groups[group_index], rnd.randint(1, 100), None))
+            total += 1 + 3 + 2 + len(times)
+    return total
+
+
+# --- measurements -------------------------------------------------------------------------
+
+
+def wrk(url, token=None):
+    command = ["wrk", "-t2", "-c8", f"-d{SECONDS}s", "--latency", url]
+    if token:
+        command[1:1] = ["-H", f"Authorization: Bearer {token}"]
+    subprocess.run([*command[:-1], "-d2s", url], capture_output=True)  # warm up
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    def millis(label):
+        match = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": millis("50"),
+        "p99": millis("99"),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
+
+
+def serve(size, token_party):
+    import psycopg
+
+    with psycopg.connect(db_url(size)) as connection:
+        party = connection.execute("SELECT id FROM exchanges_party WHERE short_name = %s", [token_party]).fetchone()[0]
+    common = ["-w", "2", "--worker-class", "sync", "--log-level", "warning"]
+    app = subprocess.Popen([str(BIN / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{APP_PORT}", *common], cwd=ROOT, env=app_env(size, DATABASE_CONN_MAX_AGE="600"))
+    floor = subprocess.Popen(
+        [str(BIN / "gunicorn"), "bench_floor:application", "-b", f"127.0.0.1:{FLOOR_PORT}", *common],
+        cwd=ROOT / "scripts", env={**os.environ, "FLOOR_DSN": db_url(size), "FLOOR_PARTY": str(party)},
+    )
+    import urllib.request
+
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{APP_PORT}/healthz", timeout=1)
+            urllib.request.urlopen(f"http://127.0.0.1:{FLOOR_PORT}/floor/negotiations/?page_size=1", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    return app, floor
+
+
+def in_django(size, mode):
+    """Run `python scripts/bench.py --<mode>` against the size's database; returns its JSON."""
+    result = subprocess.run([sys.executable, __file__, f"--{mode}", str(size)], cwd=ROOT, env=app_env(size), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def django_queries(size):
+    """Queries per request for every list and detail endpoint, as an API client."""
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from exchanges import services
+    from exchanges.models import DetaineeGroup, Negotiation, Party
+
+    party = Party.objects.get(short_name="B0")
+    _client, token = services.api_client_create(name="bench queries", party=party)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", SERVER_NAME="localhost")
+    negotiation = Negotiation.objects.filter(visibility="all_partners").order_by("-created_at").first()
+    group = DetaineeGroup.objects.first()
+    change = negotiation.status_changes.first() or Negotiation.objects.filter(visibility="all_partners", status_changes__isnull=False).first().status_changes.first()
+    event = negotiation.events.first() or Negotiation.objects.filter(visibility="all_partners", events__isnull=False).first().events.first()
+    urls = {
+        "parties list": "/api/v1/parties/", "party detail": f"/api/v1/parties/{party.pk}/",
+        "groups list": "/api/v1/detainee-groups/", "group detail": f"/api/v1/detainee-groups/{group.pk}/",
+        "figures list": f"/api/v1/detainee-groups/{group.pk}/figures/",
+        "negotiations list": "/api/v1/negotiations/", "negotiation detail": f"/api/v1/negotiations/{negotiation.pk}/",
+        "status changes list": f"/api/v1/negotiations/{change.negotiation_id}/status-changes/",
+        "status change detail": f"/api/v1/negotiations/{change.negotiation_id}/status-changes/{change.pk}/",
+        "events list": f"/api/v1/negotiations/{event.negotiation_id}/events/",
+        "event detail": f"/api/v1/negotiations/{event.negotiation_id}/events/{event.pk}/",
+        "flags list": "/api/v1/flags/", "webhooks list": "/api/v1/webhooks/",
+    }
+    client.get("/api/v1/parties/")
+    counts = {}
+    for name, url in urls.items():
+        sizes = []
+        for page_size in (("5", "200") if "list" in name else ("",)):
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(url, {"page_size": page_size} if page_size else {})
+            assert response.status_code == 200, (url, response.status_code)
+            sizes.append(len(queries))
+        counts[name] = max(sizes)
+    print(json.dumps(counts))
+
+
+def reset_flags(cursor):
+    cursor.execute("TRUNCATE tracker_flag CASCADE")
+    cursor.execute("UPDATE exchanges_negotiation SET stalled = false, stalled_since = NULL WHERE stalled")
+
+
+def django_scan(size):
+    """The tracker's scan from a clean slate, then again with nothing to do; peak RSS."""
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from tracker.services import scan_stalls
+
+    with connection.cursor() as cursor:
+        reset_flags(cursor)
+    started = time.perf_counter()
+    first = scan_stalls()
+    first_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    second = scan_stalls()
+    second_seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"first_s": first_seconds, "second_s": second_seconds, "raised": first["raised"], "second": second, "peak_mib": peak_kib / 1024}))
+
+
+FLOOR_SCAN = """
+WITH rules AS (SELECT
+    max(overdue_days) FILTER (WHERE key = 'urgent') AS u1, max(very_overdue_days) FILTER (WHERE key = 'urgent') AS u2,
+    max(overdue_days) FILTER (WHERE key = 'high') AS h1, max(very_overdue_days) FILTER (WHERE key = 'high') AS h2,
+    max(overdue_days) FILTER (WHERE key = 'routine') AS r1, max(very_overdue_days) FILTER (WHERE key = 'routine') AS r2,
+    max(overdue_days) FILTER (WHERE key = 'deadline') AS d1, max(very_overdue_days) FILTER (WHERE key = 'deadline') AS d2
+  FROM tracker_stallrule),
+candidates AS (
+  SELECT n.id, n.last_activity_at, n.next_step_due,
+         CASE WHEN n.priority = 'urgent' OR EXISTS (SELECT 1 FROM exchanges_coveredgroup c JOIN exchanges_detaineegroup g ON g.id = c.group_id
+                                                    WHERE c.negotiation_id = n.id AND g.seriously_wounded_count > 0) THEN 'urgent'
+              ELSE n.priority END AS effective
+  FROM exchanges_negotiation n WHERE n.status NOT IN ('completed', 'rejected', 'collapsed')),
+silence AS (
+  SELECT c.id, c.last_activity_at, c.next_step_due, now() - c.last_activity_at AS silent,
+         CASE c.effective WHEN 'urgent' THEN r.u1 WHEN 'high' THEN r.h1 ELSE r.r1 END AS o,
+         CASE c.effective WHEN 'urgent' THEN r.u2 WHEN 'high' THEN r.h2 ELSE r.r2 END AS v, r.d1, r.d2
+  FROM candidates c, rules r),
+inserted AS (
+  INSERT INTO tracker_flag (id, created_at, updated_at, negotiation_id, kind, level, raised_at, silent_since, due_on, resolution)
+  SELECT gen_random_uuid(), now(), now(), id, 'no_activity', CASE WHEN silent >= make_interval(days => v) THEN 'very_overdue' ELSE 'overdue' END,
+         now(), last_activity_at, NULL, ''
+  FROM silence WHERE silent >= make_interval(days => o)
+  UNION ALL
+  SELECT gen_random_uuid(), now(), now(), id, 'deadline_missed', CASE WHEN current_date - next_step_due >= d2 THEN 'very_overdue' ELSE 'overdue' END,
+         now(), last_activity_at, next_step_due, ''
+  FROM silence WHERE next_step_due IS NOT NULL AND current_date - next_step_due >= d1
+  ON CONFLICT DO NOTHING RETURNING negotiation_id)
+UPDATE exchanges_negotiation SET stalled = true, stalled_since = now(), updated_at = now()
+WHERE id IN (SELECT negotiation_id FROM inserted)
+"""
+
+
+def floor_scan(size):
+    import psycopg
+
+    with psycopg.connect(db_url(size), autocommit=True) as connection:
+        with connection.cursor() as cursor:
+            reset_flags(cursor)
+            started = time.perf_counter()
+            cursor.execute(FLOOR_SCAN)
+            seconds = time.perf_counter() - started
+            raised = connection.execute("SELECT count(*) FROM tracker_flag").fetchone()[0]
+    return {"seconds": seconds, "raised": raised}
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def measure(size):
+    print(f"\n== {size:,} negotiations ==", flush=True)
+    ensure_dataset(size)
+    results = {"queries": in_django(size, "queries")}
+    token = subprocess.run([sys.executable, "manage.py", "create_api_client", "--party", "B0", "--name", f"bench {time.time()}"], cwd=ROOT, env=app_env(size), capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    import psycopg
+
+    with psycopg.connect(db_url(size)) as connection:
+        detail_id = connection.execute("SELECT id FROM exchanges_negotiation WHERE visibility = 'all_partners' ORDER BY created_at DESC LIMIT 1").fetchone()[0]
+    app, floor = serve(size, "B0")
+    try:
+        since = (NOW - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        base = f"http://127.0.0.1:{APP_PORT}/api/v1/negotiations/"
+        results["http"] = {
+            "list": wrk(base + "?page_size=50", token),
+            "floor list": wrk(f"http://127.0.0.1:{FLOOR_PORT}/floor/negotiations/?page_size=50"),
+            "detail": wrk(f"{base}{detail_id}/", token),
+            "floor detail": wrk(f"http://127.0.0.1:{FLOOR_PORT}/floor/negotiations/{detail_id}/"),
+            "sync (updated_since)": wrk(f"{base}?page_size=50&updated_since={since}&ordering=updated_at", token),
+        }
+    finally:
+        for process in (app, floor):
+            process.terminate()
+            process.wait(timeout=30)
+    results["floor scan"] = floor_scan(size)
+    results["scan"] = in_django(size, "scan")
+    app, floor = serve(size, "B0")
+    try:
+        results["http"]["stalled=true"] = wrk(f"http://127.0.0.1:{APP_PORT}/api/v1/negotiations/?page_size=50&stalled=true", token)
+    finally:
+        for process in (app, floor):
+            process.terminate()
+            process.wait(timeout=30)
+    return results
+
+
+def report(all_results):
+    lines = ["", "## HTTP (wrk -t2 -c8, gunicorn -w 2 sync, loopback)", ""]
+    lines.append("| size | endpoint | req/s | p50 ms | p99 ms | vs floor | non-2xx |")
+    lines.append("|---:|---|---:|---:|---:|---:|---:|")
+    for size, results in all_results.items():
+        http = results["http"]
+        for name, figures in http.items():
+            floor = http.get("floor list") if name in ("list", "sync (updated_since)", "stalled=true") else http.get("floor detail") if name == "detail" else None
+            ratio = f"{figures['rps'] / floor['rps']:.2f}x" if floor and not name.startswith("floor") else ""
+            lines.append(f"| {size:,} | {name} | {figures['rps']:.0f} | {figures['p50']:.1f} | {figures['p99']:.1f} | {ratio} | {figures['errors']} |")
+    lines += ["", "## Queries per request (API client; lists at page_size 5 and 200, the larger count shown)", ""]
+    names = list(next(iter(all_results.values()))["queries"])
+    lines.append("| endpoint | " + " | ".join(f"{size:,}" for size in all_results) + " |")
+    lines.append("|---|" + "---:|" * len(all_results))
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(str(results["queries"][name]) for results in all_results.values()) + " |")
+    lines += ["", "## Stall scan", ""]
+    lines.append("| size | scan s | floor s | vs floor | flags raised | second scan ms | peak RSS MiB |")
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|")
+    for size, results in all_results.items():
+        scan, floor = results["scan"], results["floor scan"]
+        lines.append(
+            f"| {size:,} | {scan['first_s']:.2f} | {floor['seconds']:.2f} | {scan['first_s'] / floor['seconds']:.2f}x | {scan['raised']:,} (floor {floor['raised']:,}) | {scan['second_s'] * 1000:.0f} | {scan['peak_mib']:.0f} |"
+        )
+    sizes = list(all_results)
+    if len(sizes) > 1:
+        small, large = all_results[sizes[0]], all_results[sizes[-1]]
+        lines += ["", f"## Growth from {sizes[0]:,} to {sizes[-1]:,}", "", "| figure | growth |", "|---|---:|"]
+        for name in ("list", "detail", "sync (updated_since)", "stalled=true"):
+            lines.append(f"| {name} p50 latency | {large['http'][name]['p50'] / small['http'][name]['p50']:.2f}x |")
+        lines.append(f"| scan time | {large['scan']['first_s'] / small['scan']['first_s']:.2f}x |")
+        lines.append(f"| second scan time | {large['scan']['second_s'] / small['scan']['second_s']:.2f}x |")
+        lines.append(f"| scan peak RSS | {large['scan']['peak_mib'] / small['scan']['peak_mib']:.2f}x |")
+    print("\n".join(lines))
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] in ("--queries", "--scan"):
+        sys.path.insert(0, str(ROOT))
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+        (django_queries if sys.argv[1] == "--queries" else django_scan)(int(sys.argv[2]))
+        return
+    results = {}
+    for size in SIZES:
+        results[size] = measure(size)
+    print(f"\nmachine: {os.cpu_count()} cores; {SECONDS}s per HTTP measurement; {NOW.isoformat()}")
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
