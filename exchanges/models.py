@@ -256,8 +256,11 @@ class Negotiation(TimestampedModel):
             models.CheckConstraint(condition=Q(title__regex=r"\S"), name="negotiation_title_not_blank"),
         ]
         indexes = [
+            # Lists walk (created_at, id), the cursor's order, and stop after a page.
+            models.Index(fields=["-created_at", "-id"], name="negotiation_recent"),
+            models.Index(fields=["updated_at", "id"], name="negotiation_sync"),
             # `?stalled=true` lists, newest first.
-            models.Index(fields=["-created_at"], condition=Q(stalled=True), name="negotiation_stalled_recent"),
+            models.Index(fields=["-created_at", "-id"], condition=Q(stalled=True), name="negotiation_stalled_recent"),
             # The stall scan reads open negotiations by silence and by due date.
             models.Index(fields=["last_activity_at"], condition=Q(status__in=_OPEN_STATUSES), name="negotiation_open_silence"),
             models.Index(
