@@ -20,6 +20,8 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
+	@command -v wrk >/dev/null || { echo "Installing wrk (Debian package)"; \
+	  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; }
 	$(PY) scripts/bench.py
 
 fuzz: install
