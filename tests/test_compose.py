@@ -21,8 +21,8 @@ def test_the_production_services_are_all_there_with_health_checks():
     for name in ("postgres", "redis", "web", "worker"):
         assert "healthcheck" in services[name], name
     assert "gunicorn config.wsgi" in services["web"]["command"]
-    assert services["worker"]["command"][3:5] == ["config", "worker"]
-    assert services["beat"]["command"][3:5] == ["config", "beat"]
+    assert services["worker"]["command"][2:4] == ["config", "worker"]
+    assert services["beat"]["command"][2:4] == ["config", "beat"]
     assert set(compose()["volumes"]) >= {"postgres-data", "redis-data"}
 
 
