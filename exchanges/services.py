@@ -79,6 +79,30 @@ def _apply(instance, fields, allowed):
         setattr(instance, name, value)
 
 
+def create_record(instance, *, actor, fields, allowed, check=None):
+    """Set `fields` (only names in `allowed`) on a new instance, validate, save and audit it.
+    Shared by every create in both apps; `check(instance)` adds rules of its own."""
+    _apply(instance, fields, allowed)
+    if check is not None:
+        check(instance)
+    _save(instance)
+    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=instance, after=audit.snapshot(instance))
+    return instance
+
+
+def update_record(instance, *, actor, fields, allowed, check=None):
+    """Lock the row, apply `fields`, validate, save, and audit the before and after.
+    Call inside a transaction."""
+    instance = type(instance).objects.select_for_update().get(pk=instance.pk)
+    before = audit.snapshot(instance)
+    _apply(instance, fields, allowed)
+    if check is not None:
+        check(instance)
+    _save(instance)
+    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=instance, before=before, after=audit.snapshot(instance))
+    return instance
+
+
 # Parties ---------------------------------------------------------------------------
 
 PARTY_FIELDS = ("name", "short_name", "kind", "country")
@@ -86,21 +110,12 @@ PARTY_FIELDS = ("name", "short_name", "kind", "country")
 
 @transaction.atomic
 def party_create(*, actor, **fields):
-    party = Party()
-    _apply(party, fields, PARTY_FIELDS)
-    _save(party)
-    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=party, after=audit.snapshot(party))
-    return party
+    return create_record(Party(), actor=actor, fields=fields, allowed=PARTY_FIELDS)
 
 
 @transaction.atomic
 def party_update(*, party, actor, **fields):
-    party = Party.objects.select_for_update().get(pk=party.pk)
-    before = audit.snapshot(party)
-    _apply(party, fields, PARTY_FIELDS)
-    _save(party)
-    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=party, before=before, after=audit.snapshot(party))
-    return party
+    return update_record(party, actor=actor, fields=fields, allowed=PARTY_FIELDS)
 
 
 # Detainee groups and figures --------------------------------------------------------
@@ -120,20 +135,12 @@ GROUP_FIELDS = (
 
 @transaction.atomic
 def detainee_group_create(*, actor, **fields):
-    group = DetaineeGroup()
-    _apply(group, fields, GROUP_FIELDS)
-    _save(group)
-    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=group, after=audit.snapshot(group))
-    return group
+    return create_record(DetaineeGroup(), actor=actor, fields=fields, allowed=GROUP_FIELDS)
 
 
 @transaction.atomic
 def detainee_group_update(*, group, actor, **fields):
-    group = DetaineeGroup.objects.select_for_update().get(pk=group.pk)
-    before = audit.snapshot(group)
-    _apply(group, fields, GROUP_FIELDS)
-    _save(group)
-    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=group, before=before, after=audit.snapshot(group))
+    group = update_record(group, actor=actor, fields=fields, allowed=GROUP_FIELDS)
     for negotiation in Negotiation.objects.filter(covered_groups__group=group):
         signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return group
@@ -146,21 +153,12 @@ FIGURE_MUTABLE_FIELDS = ("reliability", "notes")
 
 @transaction.atomic
 def figure_create(*, group, actor, **fields):
-    figure = ReportedFigure(group=group)
-    _apply(figure, fields, FIGURE_FIELDS)
-    _save(figure)
-    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=figure, after=audit.snapshot(figure))
-    return figure
+    return create_record(ReportedFigure(group=group), actor=actor, fields=fields, allowed=FIGURE_FIELDS)
 
 
 @transaction.atomic
 def figure_update(*, figure, actor, **fields):
-    figure = ReportedFigure.objects.select_for_update().get(pk=figure.pk)
-    before = audit.snapshot(figure)
-    _apply(figure, fields, FIGURE_MUTABLE_FIELDS)
-    _save(figure)
-    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=figure, before=before, after=audit.snapshot(figure))
-    return figure
+    return update_record(figure, actor=actor, fields=fields, allowed=FIGURE_MUTABLE_FIELDS)
 
 
 # Negotiations -----------------------------------------------------------------------
@@ -434,12 +432,7 @@ CLIENT_FIELDS = ("name", "read_only", "expires_at")
 
 @transaction.atomic
 def api_client_update(*, client, actor, **fields):
-    client = ApiClient.objects.select_for_update().get(pk=client.pk)
-    before = audit.snapshot(client)
-    _apply(client, fields, CLIENT_FIELDS)
-    _save(client)
-    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=client, before=before, after=audit.snapshot(client))
-    return client
+    return update_record(client, actor=actor, fields=fields, allowed=CLIENT_FIELDS)
 
 
 @transaction.atomic

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from exchanges import audit
+from exchanges import services as record_services
 from exchanges.choices import FINAL, OPEN
 from exchanges.models import ApiClient, AuditEntry, CoveredGroup, Negotiation
 
@@ -242,36 +243,22 @@ def _check_subscription(subscription):
 
 @transaction.atomic
 def webhook_subscription_create(*, client, actor, **fields):
-    subscription = WebhookSubscription(client=client)
-    for name, value in fields.items():
-        if name not in SUBSCRIPTION_FIELDS:
-            raise ValidationError({name: [_("This field cannot be set.")]})
-        if value is not None:
-            setattr(subscription, name, value)
-    _check_subscription(subscription)
-    subscription.full_clean()
-    subscription.save()
-    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=subscription, after=audit.snapshot(subscription))
-    return subscription
+    fields = {name: value for name, value in fields.items() if value is not None}
+    return record_services.create_record(
+        WebhookSubscription(client=client), actor=actor, fields=fields, allowed=SUBSCRIPTION_FIELDS, check=_check_subscription
+    )
 
 
 @transaction.atomic
 def webhook_subscription_update(*, subscription, actor, **fields):
-    subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
-    before = audit.snapshot(subscription)
-    for name, value in fields.items():
-        if name not in SUBSCRIPTION_FIELDS:
-            raise ValidationError({name: [_("This field cannot be set.")]})
-        setattr(subscription, name, value)
-    if fields.get("active"):
-        subscription.disabled_reason = ""
-    _check_subscription(subscription)
-    subscription.full_clean()
-    subscription.save()
-    audit.record(
-        actor=actor, action=AuditEntry.Action.UPDATE, instance=subscription, before=before, after=audit.snapshot(subscription)
+    def check(subscription):
+        if fields.get("active"):
+            subscription.disabled_reason = ""
+        _check_subscription(subscription)
+
+    return record_services.update_record(
+        subscription, actor=actor, fields=fields, allowed=SUBSCRIPTION_FIELDS, check=check
     )
-    return subscription
 
 
 @transaction.atomic
@@ -283,10 +270,9 @@ def webhook_subscription_delete(*, subscription, actor):
 @transaction.atomic
 def stall_rule_update(*, rule, actor, overdue_days, very_overdue_days):
     """Change a stall rule; the next scan applies it."""
-    rule = StallRule.objects.select_for_update().get(pk=rule.pk)
-    before = audit.snapshot(rule)
-    rule.overdue_days, rule.very_overdue_days = overdue_days, very_overdue_days
-    rule.full_clean()
-    rule.save()
-    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=rule, before=before, after=audit.snapshot(rule))
-    return rule
+    return record_services.update_record(
+        rule,
+        actor=actor,
+        fields={"overdue_days": overdue_days, "very_overdue_days": very_overdue_days},
+        allowed=("overdue_days", "very_overdue_days"),
+    )
