@@ -229,6 +229,13 @@ class Negotiation(TimestampedModel):
         verbose_name=_("recorded by party"),
         help_text=_("The party whose API client recorded it; that party keeps sight of it."),
     )
+    party_ids = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="The participating parties' ids, kept by services._replace_participants so that "
+        "visibility is a per-row check at any table size.",
+    )
     watchers = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         blank=True,

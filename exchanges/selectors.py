@@ -24,7 +24,12 @@ def negotiation_visibility_q(principal, prefix=""):
         return Q()
     if not isinstance(principal, ApiClient):
         return Q(pk__in=[])
-    takes_part = Exists(Participant.objects.filter(negotiation=OuterRef(f"{prefix}pk"), party=principal.party_id))
+    if connection.vendor == "postgresql":
+        # A per-row check on the negotiation's own list of parties (jsonb @>): PostgreSQL
+        # would otherwise hash all of the party's participations before returning a page.
+        takes_part = Q(**{f"{prefix}party_ids__contains": [str(principal.party_id)]})
+    else:
+        takes_part = Exists(Participant.objects.filter(negotiation=OuterRef(f"{prefix}pk"), party=principal.party_id))
     return Q(**{f"{prefix}visibility": Visibility.ALL_PARTNERS}) | (
         Q(**{f"{prefix}visibility": Visibility.PARTICIPANTS})
         & (takes_part | Q(**{f"{prefix}created_by_party": principal.party_id}))

@@ -218,6 +218,8 @@ def _replace_participants(negotiation, participants):
     for row in rows:
         row.full_clean(exclude=["negotiation"], validate_unique=False)
     Participant.objects.bulk_create(rows)
+    negotiation.party_ids = sorted(str(entry["party"].pk) for entry in participants)
+    Negotiation.objects.filter(pk=negotiation.pk).update(party_ids=negotiation.party_ids)
 
 
 def _replace_groups(negotiation, groups):

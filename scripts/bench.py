@@ -97,6 +97,7 @@ def ensure_dataset(size):
 def load(size):
     """COPY parties, groups, negotiations with participants, covered groups, status history and events."""
     import psycopg
+    from psycopg.types.json import Jsonb
 
     rnd = random.Random(size)
     parties = [(uuid.UUID(int=rnd.getrandbits(128)), f"B{n}") for n in range(50)]
@@ -106,7 +107,7 @@ def load(size):
     tables = {
         "party": "exchanges_party (id, created_at, updated_at, name, short_name, kind, country)",
         "group": "exchanges_detaineegroup (id, created_at, updated_at, name, held_by_id, affiliated_with_id, category, detained_since, location, estimated_count, seriously_wounded_count, notes)",
-        "negotiation": "exchanges_negotiation (id, created_at, updated_at, reference, title, summary, status, priority, visibility, opened_on, next_step, next_step_due, last_activity_at, stalled, stalled_since, created_by_party_id)",
+        "negotiation": "exchanges_negotiation (id, created_at, updated_at, reference, title, summary, status, priority, visibility, opened_on, next_step, next_step_due, last_activity_at, stalled, stalled_since, created_by_party_id, party_ids)",
         "participant": "exchanges_participant (negotiation_id, party_id, role)",
         "covered": "exchanges_coveredgroup (negotiation_id, group_id, proposed_count, released_count)",
         "change": "exchanges_statuschange (id, created_at, updated_at, negotiation_id, sequence, from_status, to_status, occurred_at, recorded_at, note, source)",
@@ -153,8 +154,10 @@ def load(size):
             created = start + timedelta(seconds=n % 86400)
             visibility = rnd.choices(["all_partners", "participants", "staff_only"], [60, 35, 5])[0]
             due = opened + timedelta(days=rnd.randint(5, 90)) if status in OPEN and rnd.random() < 0.5 else None
-            write["negotiation"]((negotiation, created, last, f"NEG-{opened.year}-{n + 1:07d}", f"Bench negotiation {n}", "", status, rnd.choice(["routine", "routine", "high", "urgent"]), visibility, opened, "", due, last, False, None, None))
-            for party_index in rnd.sample(range(50), 3):
+            taking_part = rnd.sample(range(50), 3)
+            party_ids = Jsonb(sorted(str(parties[index][0]) for index in taking_part))
+            write["negotiation"]((negotiation, created, last, f"NEG-{opened.year}-{n + 1:07d}", f"Bench negotiation {n}", "", status, rnd.choice(["routine", "routine", "high", "urgent"]), visibility, opened, "", due, last, False, None, None, party_ids))
+            for party_index in taking_part:
                 write["participant"]((negotiation, parties[party_index][0], "side" if party_index % 3 else "mediator"))
             for group_index in rnd.sample(range(group_count), rnd.randint(1, 2)):
                 write["covered"]((negotiation, groups[group_index], rnd.randint(1, 100), None))

@@ -216,3 +216,14 @@ def test_the_fast_representation_matches_drfs_field_by_field_output(ukraine, rus
     negotiation = Negotiation.objects.prefetch_related("participants", "covered_groups").get(pk=confidential.pk)
     serializer = NegotiationSerializer()
     assert serializer.to_representation(negotiation) == drf.ModelSerializer.to_representation(serializer, negotiation)
+
+
+def test_visibility_follows_the_participants_when_they_are_replaced(ukraine, russia, outsider, make_api, staff_api, confidential):
+    outsider_api = make_api(outsider)
+    url = f"/api/v1/negotiations/{confidential.pk}/"
+    assert outsider_api.get(url).status_code == 404
+    response = staff_api.patch(url, {"participants": [{"party": str(outsider.pk), "role": "mediator"}, {"party": str(russia.pk), "role": "side"}]}, format="json")
+    assert response.status_code == 200
+    assert outsider_api.get(url).status_code == 200
+    assert make_api(ukraine).get(url).status_code == 404
+    assert [n["id"] for n in outsider_api.get("/api/v1/negotiations/").json()["results"]] == [str(confidential.pk)]
