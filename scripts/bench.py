@@ -77,6 +77,8 @@ def ensure_dataset(size):
                 row = connection.execute("SELECT version FROM bench_meta").fetchone()
             if row and row[0] == version:
                 subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=app_env(size), check=True)
+                with psycopg.connect(db_url(size), autocommit=True) as connection:
+                    connection.execute("VACUUM ANALYZE")
                 print(f"  reusing the {size:,} dataset (migrated)", flush=True)
                 return
         except psycopg.Error:

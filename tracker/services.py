@@ -88,10 +88,16 @@ def _resolve(open_flags, *, kind, still_due, now):
         resolved_at=now, resolution=Resolution.ENDED, updated_at=now
     )
     reason = Resolution.DEADLINE_MOVED if kind == FlagKind.DEADLINE_MISSED else Resolution.ACTIVITY
-    resolved += open_flags.exclude(negotiation__in=still_due.values("pk")).update(
+    resolved += open_flags.exclude(_for_negotiations_in(still_due)).update(
         resolved_at=now, resolution=reason, updated_at=now
     )
     return resolved
+
+
+def _for_negotiations_in(negotiations):
+    """Flags whose negotiation is in `negotiations`, as EXISTS: negated, PostgreSQL plans an
+    anti-join, where NOT IN over a large set falls back to a per-row subplan."""
+    return Exists(negotiations.filter(pk=OuterRef("negotiation_id")))
 
 
 def _sync_stalled(now, negotiation_ids=None):
@@ -116,11 +122,11 @@ def scan_stalls(*, now=None):
         very = candidates.filter(very_q)
         open_flags = Flag.objects.filter(kind=kind, resolved_at__isnull=True)
         summary["resolved"] += _resolve(open_flags, kind=kind, still_due=overdue, now=now)
-        summary["escalated"] += open_flags.filter(level=FlagLevel.OVERDUE, negotiation__in=very.values("pk")).update(
+        summary["escalated"] += open_flags.filter(level=FlagLevel.OVERDUE).filter(_for_negotiations_in(very)).update(
             level=FlagLevel.VERY_OVERDUE, escalated_at=now, updated_at=now
         )
         summary["deescalated"] += open_flags.filter(level=FlagLevel.VERY_OVERDUE).exclude(
-            negotiation__in=very.values("pk")
+            _for_negotiations_in(very)
         ).update(level=FlagLevel.OVERDUE, updated_at=now)
         new = overdue.exclude(Exists(Flag.objects.filter(negotiation=OuterRef("pk"), kind=kind, resolved_at__isnull=True)))
         very_ids = set(very.filter(pk__in=new.values("pk")).values_list("pk", flat=True))
