@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import audit, signals
-from .choices import FINAL, NegotiationStatus, Visibility, allowed_transitions
+from .choices import NegotiationStatus, Visibility, allowed_transitions
 from .models import (
     ApiClient,
     AuditEntry,
@@ -348,10 +348,6 @@ def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None
     signals.status_changed.send(sender=Negotiation, negotiation=negotiation, change=change)
     signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return change
-
-
-def negotiation_is_final(negotiation):
-    return negotiation.status in FINAL
 
 
 # Events -----------------------------------------------------------------------------

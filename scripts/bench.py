@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -191,16 +191,12 @@ def wrk(url, token=None):
     }
 
 
-def serve(size, token_party):
-    import psycopg
-
-    with psycopg.connect(db_url(size)) as connection:
-        party = connection.execute("SELECT id FROM exchanges_party WHERE short_name = %s", [token_party]).fetchone()[0]
+def serve(size):
     common = ["-w", "2", "--worker-class", "sync", "--log-level", "warning"]
     app = subprocess.Popen([str(BIN / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{APP_PORT}", *common], cwd=ROOT, env=app_env(size, DATABASE_CONN_MAX_AGE="600"))
     floor = subprocess.Popen(
         [str(BIN / "gunicorn"), "bench_floor:application", "-b", f"127.0.0.1:{FLOOR_PORT}", *common],
-        cwd=ROOT / "scripts", env={**os.environ, "FLOOR_DSN": db_url(size), "FLOOR_PARTY": str(party)},
+        cwd=ROOT / "scripts", env={**os.environ, "FLOOR_DSN": db_url(size)},
     )
     import urllib.request
 
@@ -349,7 +345,7 @@ def measure(size):
 
     with psycopg.connect(db_url(size)) as connection:
         detail_id = connection.execute("SELECT id FROM exchanges_negotiation WHERE visibility = 'all_partners' ORDER BY created_at DESC LIMIT 1").fetchone()[0]
-    app, floor = serve(size, "B0")
+    app, floor = serve(size)
     try:
         since = (NOW - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
         base = f"http://127.0.0.1:{APP_PORT}/api/v1/negotiations/"
@@ -366,7 +362,7 @@ def measure(size):
             process.wait(timeout=30)
     results["floor scan"] = floor_scan(size)
     results["scan"] = in_django(size, "scan")
-    app, floor = serve(size, "B0")
+    app, floor = serve(size)
     try:
         results["http"]["stalled=true"] = wrk(f"http://127.0.0.1:{APP_PORT}/api/v1/negotiations/?page_size=50&stalled=true", token)
     finally:

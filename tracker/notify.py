@@ -12,7 +12,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
-from django.utils import timezone
 
 from exchanges.models import Negotiation
 from exchanges.selectors import negotiations_visible_to
@@ -80,14 +79,13 @@ def enqueue(events, *, now):
     if not events:
         return
     deliveries = []
-    wanted_types = {event[0] for event in events}
     subscriptions = (
         WebhookSubscription.objects.filter(active=True, client__revoked_at__isnull=True)
         .filter(Q(client__expires_at__isnull=True) | Q(client__expires_at__gt=now))
         .select_related("client")
     )
     for subscription in subscriptions:
-        mine = [event for event in events if event[0] in subscription.events and event[0] in wanted_types]
+        mine = [event for event in events if event[0] in subscription.events]
         if not mine:
             continue
         visible = set(

@@ -3,7 +3,6 @@ from datetime import timezone as dt_timezone
 
 import pycountry
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 

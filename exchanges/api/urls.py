@@ -1,5 +1,5 @@
 """Routes of /api/v1/. Trailing slashes are optional, so a POST is never redirected."""
-from django.urls import path, re_path
+from django.urls import re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 

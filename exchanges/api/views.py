@@ -5,8 +5,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from .. import audit, selectors, services
@@ -44,9 +43,8 @@ class RecordViewSet(viewsets.GenericViewSet):
 
     def get_object_for_write(self):
         """The object, locked until the end of the write's transaction, its ETag checked."""
-        instance = self.get_object()
-        type(instance).objects.select_for_update().filter(pk=instance.pk).first()
-        instance.refresh_from_db()
+        instance = self.get_object()  # visibility: 404 for what the caller may not see
+        instance = type(instance).objects.select_for_update().get(pk=instance.pk)
         check_if_match(self.request, instance)
         return instance
 

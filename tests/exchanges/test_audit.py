@@ -8,7 +8,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from exchanges.models import AuditEntry
-from tests.factories import NegotiationFactory
 from tracker.services import scan_stalls
 
 pytestmark = pytest.mark.django_db
