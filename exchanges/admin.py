@@ -1,4 +1,6 @@
 """The staff interface. Every save goes through `exchanges.services`, like the API."""
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -12,8 +14,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from . import services
-from .choices import FINAL, NegotiationStatus, allowed_transitions
+from . import charts, services
+from .choices import FINAL, OPEN, NegotiationStatus, allowed_transitions
 from .models import (
     ApiClient,
     AuditEntry,
@@ -26,7 +28,7 @@ from .models import (
     ReportedFigure,
     StatusChange,
 )
-from .selectors import figures_summary
+from .selectors import disputed_groups_q, figures_summary
 
 
 def _changed(form, names):
@@ -166,10 +168,7 @@ class DisputedFilter(admin.SimpleListFilter):
         return [("yes", _("Disputed")), ("no", _("Not disputed"))]
 
     def queryset(self, request, queryset):
-        other_value = ReportedFigure.objects.filter(group=OuterRef("group"), metric=OuterRef("metric")).exclude(
-            value=OuterRef("value")
-        )
-        disputed = Exists(ReportedFigure.objects.filter(group=OuterRef("pk")).filter(Exists(other_value)))
+        disputed = disputed_groups_q()
         if self.value() == "yes":
             return queryset.filter(disputed)
         if self.value() == "no":
@@ -335,6 +334,34 @@ class StalledFilter(admin.SimpleListFilter):
         return queryset
 
 
+class NextStepFilter(admin.SimpleListFilter):
+    """Open negotiations by their next step's due date, as the dashboard links to them."""
+
+    title = _("next step")
+    parameter_name = "next_step"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("overdue", _("Overdue")),
+            ("week", _("Due in the coming week")),
+            ("later", _("Due later")),
+            ("none", _("No due date")),
+        ]
+
+    def queryset(self, request, queryset):
+        today = timezone.localdate()
+        open_ones = queryset.filter(status__in=OPEN)
+        if self.value() == "overdue":
+            return open_ones.filter(next_step_due__lt=today)
+        if self.value() == "week":
+            return open_ones.filter(next_step_due__gte=today, next_step_due__lte=today + timedelta(days=7))
+        if self.value() == "later":
+            return open_ones.filter(next_step_due__gt=today + timedelta(days=7))
+        if self.value() == "none":
+            return open_ones.filter(next_step_due__isnull=True)
+        return queryset
+
+
 class PartyTakingPartFilter(admin.SimpleListFilter):
     title = _("party")
     parameter_name = "party"
@@ -377,7 +404,7 @@ class NegotiationAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "last_activity_at",
         "next_step_due",
     ]
-    list_filter = ["status", "priority", StalledFilter, "visibility", PartyTakingPartFilter]
+    list_filter = ["status", "priority", StalledFilter, NextStepFilter, "visibility", PartyTakingPartFilter]
     search_fields = ["reference", "title", "summary"]
     date_hierarchy = "opened_on"
     ordering = ["-last_activity_at"]
@@ -421,12 +448,15 @@ class NegotiationAdmin(AuditedAdminMixin, admin.ModelAdmin):
         """Status changes and events in one chronological table, read-only."""
         if negotiation is None or negotiation.pk is None:
             return "-"
+        changes = list(negotiation.status_changes.order_by("sequence"))
+        events = list(negotiation.events.prefetch_related("parties"))
+        chart = charts.negotiation_timeline(negotiation, changes=changes, events=events, now=timezone.now())
         entries = [
             (change.occurred_at, _("Status"), f"{change.get_from_status_display()} → {change.get_to_status_display()}", change.note, change.source)
-            for change in negotiation.status_changes.all()
+            for change in changes
         ] + [
             (event.occurred_at, event.get_kind_display(), event.summary, ", ".join(str(p) for p in event.parties.all()), event.source)
-            for event in negotiation.events.prefetch_related("parties")
+            for event in events
         ]
         entries.sort(key=lambda entry: entry[0])
         add_url = reverse("admin:exchanges_event_add") + f"?negotiation={negotiation.pk}"
@@ -439,7 +469,8 @@ class NegotiationAdmin(AuditedAdminMixin, admin.ModelAdmin):
             ((when.strftime("%Y-%m-%d %H:%M"), kind, text, extra, source) for when, kind, text, extra, source in entries),
         )
         return format_html(
-            '{}<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th><th>{}</th></tr></thead><tbody>{}</tbody></table>',
+            '{}{}<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th><th>{}</th></tr></thead><tbody>{}</tbody></table>',
+            chart,
             add_link,
             _("When"),
             _("What"),

@@ -5,13 +5,16 @@ negotiations, and `participants` ones where its party takes part or that its par
 recorded), or anything else (sees nothing).
 """
 from collections import defaultdict
+from datetime import date, timedelta
 
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import Exists, JSONField, OuterRef, Prefetch, Q
+from django.db.models import Count, Exists, JSONField, Max, OuterRef, Prefetch, Q
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import TruncMonth
 
-from .choices import Visibility
-from .models import ApiClient, CoveredGroup, Event, Negotiation, Participant, StatusChange
+from .choices import OPEN, NegotiationStatus, Visibility
+from .models import ApiClient, CoveredGroup, DetaineeGroup, Event, Negotiation, Participant, ReportedFigure, StatusChange
 
 
 def is_staff(principal):
@@ -101,3 +104,84 @@ def figures_summary(figures):
             "disputed": min(values) != max(values),
         }
     return summary
+
+
+def disputed_groups_q():
+    """Groups with at least one metric on which two claims disagree."""
+    other_value = ReportedFigure.objects.filter(group=OuterRef("group"), metric=OuterRef("metric")).exclude(
+        value=OuterRef("value")
+    )
+    return Exists(ReportedFigure.objects.filter(group=OuterRef("pk")).filter(Exists(other_value)))
+
+
+def disputed_groups():
+    return DetaineeGroup.objects.filter(disputed_groups_q()).select_related("held_by", "affiliated_with")
+
+
+def open_negotiations():
+    return Negotiation.objects.filter(status__in=OPEN)
+
+
+def next_steps_due(*, today, days=7):
+    """Open negotiations whose next step falls due from today to `days` days ahead, soonest first."""
+    return open_negotiations().filter(next_step_due__gte=today, next_step_due__lte=today + timedelta(days=days))
+
+
+def next_steps_overdue(*, today):
+    return open_negotiations().filter(next_step_due__lt=today)
+
+
+def status_counts():
+    """{status: number of negotiations} for every status, zeros included."""
+    counts = dict(Negotiation.objects.order_by().values_list("status").annotate(n=Count("pk")))
+    return {str(status): counts.get(str(status), 0) for status in NegotiationStatus}
+
+
+def _month_start(day, back=0):
+    index = day.year * 12 + day.month - 1 - back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def status_by_month(*, today, months=12):
+    """How many negotiations stood in each status at the end of each of the last `months`
+    months (the current one: today), from the record's real-world dates.
+
+    A negotiation counts as `proposed` from the month it opened; each status change moves
+    one from its `from_status` to its `to_status` in the month it occurred. Two grouped
+    queries whatever the table size; the result is cached until the record changes.
+    """
+    version = (
+        Negotiation.objects.aggregate(latest=Max("updated_at"))["latest"],
+        StatusChange.objects.aggregate(latest=Max("created_at"))["latest"],
+    )
+    key = f"exchanges:status_by_month:{today}:{months}:{version[0]}:{version[1]}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    starts = [_month_start(today, back) for back in range(months - 1, -1, -1)]
+    deltas = defaultdict(lambda: defaultdict(int))  # month start -> status -> change
+    opened = (
+        Negotiation.objects.order_by().annotate(month=TruncMonth("opened_on")).values("month").annotate(n=Count("pk"))
+    )
+    for row in opened:
+        deltas[row["month"]][NegotiationStatus.PROPOSED.value] += row["n"]
+    moves = (
+        StatusChange.objects.order_by()
+        .annotate(month=TruncMonth("occurred_at"))
+        .values("month", "from_status", "to_status")
+        .annotate(n=Count("pk"))
+    )
+    for row in moves:
+        month = row["month"].date() if hasattr(row["month"], "date") else row["month"]
+        deltas[month][row["from_status"]] -= row["n"]
+        deltas[month][row["to_status"]] += row["n"]
+    running = defaultdict(int)
+    series = []
+    pending = sorted(deltas.items())
+    for start in starts:
+        while pending and pending[0][0] <= start:
+            for status, change in pending.pop(0)[1].items():
+                running[status] += change
+        series.append((start, {str(status): max(0, running[str(status)]) for status in NegotiationStatus}))
+    cache.set(key, series, 600)
+    return series

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.utils.translation import gettext_lazy as _
 
 
@@ -14,3 +15,10 @@ class TrackerConfig(AppConfig):
 
         signals.status_changed.connect(receivers.on_status_changed, dispatch_uid="tracker.status_changed")
         signals.negotiation_touched.connect(receivers.on_negotiation_touched, dispatch_uid="tracker.touched")
+
+
+class TrackerAdminConfig(admin_apps.AdminConfig):
+    """The Django admin, with the dashboard of what needs attention as its home page."""
+
+    default = False  # named explicitly in INSTALLED_APPS
+    default_site = "tracker.admin_site.TrackerAdminSite"

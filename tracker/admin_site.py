@@ -1,0 +1,17 @@
+"""The staff's admin site: its home page is the dashboard of what needs attention today."""
+from django.contrib import admin
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class TrackerAdminSite(admin.AdminSite):
+    site_header = _("Exchange tracker")
+    site_title = _("Exchange tracker")
+    index_title = _("What needs attention today")
+    index_template = "admin/tracker/dashboard.html"
+
+    def index(self, request, extra_context=None):
+        from . import dashboard
+
+        context = {"dashboard": dashboard.build(today=timezone.localdate()), **(extra_context or {})}
+        return super().index(request, context)
