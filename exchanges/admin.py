@@ -3,9 +3,9 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Prefetch
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -14,8 +14,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from . import charts, services
-from .choices import FINAL, OPEN, NegotiationStatus, allowed_transitions
+from . import charts, figure_import, services
+from .choices import FINAL, OPEN, FigureMetric, NegotiationStatus, Reliability, allowed_transitions
 from .models import (
     ApiClient,
     AuditEntry,
@@ -29,6 +29,7 @@ from .models import (
     StatusChange,
 )
 from .selectors import disputed_groups_q, figures_summary
+from .spreadsheets import CsvExportMixin
 
 
 def _changed(form, names):
@@ -272,14 +273,75 @@ class DetaineeGroupAdmin(AuditedAdminMixin, admin.ModelAdmin):
                 )
 
 
+class FigureImportForm(forms.Form):
+    file = forms.FileField(label=_("CSV file"))
+
+
 @admin.register(ReportedFigure)
-class ReportedFigureAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class ReportedFigureAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["group", "metric", "value", "source_party", "source", "reported_on", "reliability"]
     list_filter = ["metric", "reliability", "source_party"]
     list_select_related = ["group", "source_party"]
     search_fields = ["group__name", "source", "notes"]
     date_hierarchy = "reported_on"
     autocomplete_fields = ["group", "source_party"]
+    # The same columns the import reads, so an export edited in a spreadsheet comes back in.
+    csv_filename = "reported-figures"
+    csv_columns = [
+        ("group_id", lambda figure: figure.group_id),
+        ("group", lambda figure: figure.group.name),
+        ("metric", lambda figure: figure.get_metric_display()),
+        ("value", lambda figure: figure.value),
+        ("source_party", lambda figure: figure.source_party.name if figure.source_party else ""),
+        ("source", lambda figure: figure.source),
+        ("reported_on", lambda figure: figure.reported_on),
+        ("reliability", lambda figure: figure.get_reliability_display()),
+        ("notes", lambda figure: figure.notes),
+    ]
+
+    def csv_queryset(self, queryset):
+        return queryset.select_related("group", "source_party")
+
+    def get_urls(self):
+        return [
+            path("import/", self.admin_site.admin_view(self.import_view), name="exchanges_reportedfigure_import"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        context = {"csv_import_url": reverse("admin:exchanges_reportedfigure_import"), **(extra_context or {})}
+        return super().changelist_view(request, context)
+
+    def import_view(self, request):
+        """Upload, check every row, then record all of them in one transaction or none."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = FigureImportForm(request.POST or None, request.FILES or None)
+        problems = None
+        if request.method == "POST" and form.is_valid():
+            checked = figure_import.check(form.cleaned_data["file"].read(figure_import.MAX_BYTES + 1))
+            if checked.problems:
+                problems = sorted(checked.problems, key=lambda problem: problem.line)
+            else:
+                figures = services.figures_import(rows=checked.rows, actor=request.user)
+                messages.success(
+                    request, _("Imported %(n)d reported figures.") % {"n": len(figures)}
+                )
+                return HttpResponseRedirect(reverse("admin:exchanges_reportedfigure_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Import reported figures from CSV"),
+            "form": form,
+            "problems": problems,
+            "columns": figure_import.COLUMNS,
+            "required": figure_import.REQUIRED,
+            "max_rows": figure_import.MAX_ROWS,
+            "metrics": FigureMetric.values,
+            "reliabilities": Reliability.values,
+            "export_url": reverse("admin:exchanges_reportedfigure_export"),
+        }
+        return TemplateResponse(request, "admin/exchanges/reportedfigure/import.html", context)
 
     def get_readonly_fields(self, request, obj=None):
         return ["group", "metric", "value", "source_party", "source", "reported_on"] if obj else []
@@ -392,8 +454,40 @@ class ChangeStatusForm(forms.Form):
         self.fields["occurred_at"].initial = timezone.now().replace(microsecond=0)
 
 
+def _participants_cell(negotiation):
+    return "; ".join(f"{participant.party.name} ({participant.get_role_display()})" for participant in negotiation.participants.all())
+
+
+def _groups_cell(negotiation):
+    return "; ".join(covered.group.name for covered in negotiation.covered_groups.all())
+
+
 @admin.register(Negotiation)
-class NegotiationAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
+    csv_filename = "negotiations"
+    csv_columns = [
+        ("reference", lambda negotiation: negotiation.reference),
+        ("title", lambda negotiation: negotiation.title),
+        ("status", lambda negotiation: negotiation.get_status_display()),
+        ("priority", lambda negotiation: negotiation.get_priority_display()),
+        ("visibility", lambda negotiation: negotiation.get_visibility_display()),
+        ("opened_on", lambda negotiation: negotiation.opened_on),
+        ("last_activity_at", lambda negotiation: negotiation.last_activity_at),
+        ("stalled", lambda negotiation: negotiation.stalled),
+        ("stalled_since", lambda negotiation: negotiation.stalled_since),
+        ("next_step", lambda negotiation: negotiation.next_step),
+        ("next_step_due", lambda negotiation: negotiation.next_step_due),
+        ("participants", _participants_cell),
+        ("groups", _groups_cell),
+        ("summary", lambda negotiation: negotiation.summary),
+    ]
+
+    def csv_queryset(self, queryset):
+        return queryset.prefetch_related(
+            Prefetch("participants", queryset=Participant.objects.select_related("party").order_by("id")),
+            Prefetch("covered_groups", queryset=CoveredGroup.objects.select_related("group").order_by("id")),
+        )
+
     list_display = [
         "reference",
         "title",

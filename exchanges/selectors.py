@@ -154,7 +154,8 @@ def status_by_month(*, today, months=12):
         Negotiation.objects.aggregate(latest=Max("updated_at"))["latest"],
         StatusChange.objects.aggregate(latest=Max("created_at"))["latest"],
     )
-    key = f"exchanges:status_by_month:{today}:{months}:{version[0]}:{version[1]}"
+    stamps = ":".join(moment.isoformat() if moment else "-" for moment in version)
+    key = f"exchanges:status_by_month:{today.isoformat()}:{months}:{stamps}"
     cached = cache.get(key)
     if cached is not None:
         return cached

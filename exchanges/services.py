@@ -157,6 +157,12 @@ def figure_create(*, group, actor, **fields):
 
 
 @transaction.atomic
+def figures_import(*, rows, actor):
+    """Record many claims at once, all or none (the CSV import); `rows` as figure_create takes them."""
+    return [figure_create(actor=actor, **row) for row in rows]
+
+
+@transaction.atomic
 def figure_update(*, figure, actor, **fields):
     return update_record(figure, actor=actor, fields=fields, allowed=FIGURE_MUTABLE_FIELDS)
 

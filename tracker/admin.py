@@ -5,6 +5,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from exchanges.admin import NegotiationAdmin, ReadOnlyAdminMixin
+from exchanges.spreadsheets import CsvExportMixin
 
 from . import delivery, notify, services
 from .models import DeliveryAttempt, EmailNotification, Flag, StallRule, WebhookDelivery, WebhookSubscription
@@ -43,9 +44,34 @@ class OpenFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _acknowledged_by(flag):
+    who = flag.acknowledged_by
+    return str(who) if who else ""
+
+
 @admin.register(Flag)
-class FlagAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["negotiation", "kind", "level", "days_silent", "raised_at", "acknowledged_at", "resolved_at", "resolution"]
+class FlagAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    csv_filename = "flags"
+    csv_columns = [
+        ("negotiation", lambda flag: flag.negotiation.reference),
+        ("title", lambda flag: flag.negotiation.title),
+        ("kind", lambda flag: flag.get_kind_display()),
+        ("level", lambda flag: flag.get_level_display()),
+        ("days_silent", lambda flag: flag.days_silent),
+        ("silent_since", lambda flag: flag.silent_since),
+        ("next_step_due", lambda flag: flag.due_on),
+        ("raised_at", lambda flag: flag.raised_at),
+        ("escalated_at", lambda flag: flag.escalated_at),
+        ("acknowledged_at", lambda flag: flag.acknowledged_at),
+        ("acknowledged_by", _acknowledged_by),
+        ("resolved_at", lambda flag: flag.resolved_at),
+        ("resolution", lambda flag: flag.get_resolution_display()),
+    ]
+
+    def csv_queryset(self, queryset):
+        return queryset.select_related("negotiation", "acknowledged_by_user", "acknowledged_by_client__party")
+
+    list_display = ["negotiation", "kind", "level", "silence", "raised_at", "acknowledged_at", "resolved_at", "resolution"]
     list_filter = [OpenFilter, "kind", "level", "resolution"]
     list_select_related = ["negotiation"]
     search_fields = ["negotiation__reference", "negotiation__title"]
@@ -57,6 +83,10 @@ class FlagAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_staff
+
+    @admin.display(description=_("days silent"), ordering="negotiation__last_activity_at")
+    def silence(self, flag):
+        return flag.days_silent
 
     @admin.action(description=_("Acknowledge the selected flags"))
     def acknowledge(self, request, queryset):

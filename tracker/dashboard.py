@@ -71,7 +71,8 @@ def build(*, today):
         "statuses": statuses,
         "flags": flags,
         "flags_more": max(0, flag_count - len(flags)),
-        "flags_url": _url("admin:tracker_flag_changelist", open="yes"),
+        # Open flags sorted by their "days silent" column (the 4th), longest silence first.
+        "flags_url": _url("admin:tracker_flag_changelist", open="yes", o="4"),
         "overdue": list(overdue.order_by("next_step_due", "reference")[:LIMIT]),
         "overdue_more": max(0, overdue_count - LIMIT),
         "overdue_url": _url("admin:exchanges_negotiation_changelist", next_step="overdue"),

@@ -140,6 +140,8 @@ STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"
 
 # Request bodies: partner payloads are small; refuse anything larger (413).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRACKER_MAX_BODY_BYTES", 1024 * 1024)
+# Files uploaded in the admin (the figures CSV import, itself capped at 2 MiB of CSV).
+TRACKER_MAX_UPLOAD_BYTES = env_int("TRACKER_MAX_UPLOAD_BYTES", 4 * 1024 * 1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -21,6 +21,8 @@ class BodySizeLimitMiddleware:
 
     def __call__(self, request):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if request.content_type == "multipart/form-data" and request.path.startswith("/admin/"):
+            limit = settings.TRACKER_MAX_UPLOAD_BYTES  # the admin's CSV import
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -1,0 +1,133 @@
+"""The admin's home page shows, without a click, what needs attention today."""
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from exchanges import services as record
+from exchanges.selectors import _month_start, status_by_month
+from tests.factories import DetaineeGroupFactory, NegotiationFactory, ReportedFigureFactory
+from tracker.services import scan_stalls
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+def section(page, element_id):
+    """The HTML of the dashboard part with this id (up to the next part)."""
+    start = page.index(f'id="{element_id}"')
+    following = re.search(r'<div class="module[^"]*" id="', page[start + 10 :])
+    return page[start : start + 10 + following.start()] if following else page[start:]
+
+
+def test_the_dashboard_lists_open_flags_longest_silence_first(staff):
+    today = timezone.localdate()
+    quiet = NegotiationFactory(title="Quiet for ninety days", opened_on=today - timedelta(days=90))
+    quieter = NegotiationFactory(title="Quiet for two hundred days", opened_on=today - timedelta(days=200))
+    NegotiationFactory(title="Lively", opened_on=today)
+    scan_stalls()
+    page = staff.get(reverse("admin:index")).content.decode()
+    flags = section(page, "open-flags")
+    assert flags.index(quieter.reference) < flags.index(quiet.reference)
+    assert "Lively" not in flags
+    assert re.search(r"<strong>2</strong>\s*stalled negotiations flagged, 2 very overdue", page)
+    assert "?open=yes&amp;o=4" in flags
+
+
+def test_the_dashboard_lists_next_steps_due_this_week_and_overdue_ones(staff):
+    today = timezone.localdate()
+    soon = NegotiationFactory(title="Due soon", next_step="Exchange lists", next_step_due=today + timedelta(days=3))
+    late = NegotiationFactory(title="Due before", next_step="Answer the ICRC", next_step_due=today - timedelta(days=2))
+    later = NegotiationFactory(title="Due next month", next_step="Meet", next_step_due=today + timedelta(days=30))
+    ended = NegotiationFactory(title="Ended one", next_step_due=today + timedelta(days=1))
+    record.negotiation_change_status(negotiation=ended, to_status="rejected", actor=None)
+    steps = section(staff.get(reverse("admin:index")).content.decode(), "next-steps")
+    assert soon.reference in steps and "Exchange lists" in steps
+    assert late.reference in steps and "overdue" in steps
+    assert later.reference not in steps and ended.reference not in steps
+
+
+def test_the_dashboard_lists_groups_whose_figures_are_disputed(staff, garrison, russia, ukraine):
+    agreed = DetaineeGroupFactory(name="Agreed group")
+    ReportedFigureFactory(group=garrison, value=1730, source_party=russia)
+    ReportedFigureFactory(group=garrison, value=265, source_party=ukraine)
+    ReportedFigureFactory(group=agreed, value=40)
+    ReportedFigureFactory(group=agreed, value=40)
+    disputed = section(staff.get(reverse("admin:index")).content.decode(), "disputed-groups")
+    assert "Azovstal garrison" in disputed and "265 – 1730" in disputed
+    assert "Agreed group" not in disputed
+
+
+def test_every_dashboard_link_opens_the_list_it_counts(staff, garrison, russia, ukraine):
+    today = timezone.localdate()
+    NegotiationFactory(title="Silent", opened_on=today - timedelta(days=90), next_step_due=today - timedelta(days=3))
+    NegotiationFactory(title="Due soon", next_step_due=today + timedelta(days=2))
+    ReportedFigureFactory(group=garrison, value=1730, source_party=russia)
+    ReportedFigureFactory(group=garrison, value=265, source_party=ukraine)
+    scan_stalls()
+    page = staff.get(reverse("admin:index")).content.decode()
+    attention = section(page, "attention")
+    links = re.findall(r'<a href="([^"]+)"[^>]*><strong>(\d+)</strong>', attention)
+    assert len(links) == 4
+    for url, count in links:
+        listing = staff.get(url.replace("&amp;", "&"))
+        assert listing.status_code == 200, url
+        shown = listing.context["cl"].result_count
+        assert shown == int(count), (url, shown, count)
+
+
+def test_status_counts_link_to_the_filtered_list(staff):
+    NegotiationFactory(title="One")
+    page = staff.get(reverse("admin:index")).content.decode()
+    counts = section(page, "status-counts")
+    assert "?status__exact=proposed" in counts
+    assert re.search(r"Proposed</a></td><td[^>]*>1</td>", counts)
+
+
+def test_status_by_month_counts_each_status_at_each_month_end(django_assert_max_num_queries):
+    today = timezone.localdate()
+    negotiation = NegotiationFactory(opened_on=_month_start(today, back=2))
+    record.negotiation_change_status(negotiation=negotiation, to_status="in_talks", actor=None)
+    with django_assert_max_num_queries(4):
+        series = status_by_month(today=today, months=4)
+    assert [month for month, _counts in series] == [_month_start(today, back) for back in (3, 2, 1, 0)]
+    assert (series[0][1]["proposed"], series[0][1]["in_talks"]) == (0, 0)
+    assert (series[1][1]["proposed"], series[1][1]["in_talks"]) == (1, 0)
+    assert (series[2][1]["proposed"], series[2][1]["in_talks"]) == (1, 0)
+    assert (series[3][1]["proposed"], series[3][1]["in_talks"]) == (0, 1)
+
+
+def test_the_status_chart_is_inline_svg_with_the_figures_in_a_table(staff):
+    NegotiationFactory(title="Counted")
+    page = staff.get(reverse("admin:index")).content.decode()
+    chart = section(page, "status-chart")
+    assert "<svg" in chart and "<rect" in chart and "<script" not in chart
+    assert "Proposed: 1" in chart or re.search(r"Proposed 1</title>", chart)
+    assert "http://" not in chart.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_the_negotiation_page_draws_its_timeline(staff, confidential, ukraine):
+    record.negotiation_change_status(negotiation=confidential, to_status="in_talks", actor=None)
+    record.event_create(
+        negotiation=confidential, actor=None, kind="meeting", occurred_at=timezone.now(), summary="Met <in> Geneva", parties=[ukraine]
+    )
+    page = staff.get(reverse("admin:exchanges_negotiation_change", args=[confidential.pk])).content.decode()
+    timeline = page[page.index('class="negotiation-timeline"') :]
+    timeline = timeline[: timeline.index("</svg>")]
+    assert timeline.count("<rect") == 2  # proposed, then in talks
+    assert "<circle" in timeline and "Met &lt;in&gt; Geneva" in timeline
+
+
+def test_the_dashboard_reads_a_bounded_number_of_queries(staff, django_assert_max_num_queries):
+    for index in range(30):
+        NegotiationFactory(title=f"N{index}", opened_on=timezone.localdate() - timedelta(days=100))
+    scan_stalls()
+    with django_assert_max_num_queries(25):
+        assert staff.get(reverse("admin:index")).status_code == 200
