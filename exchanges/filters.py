@@ -41,7 +41,7 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
 class PartyFilter(django_filters.FilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=PartyKind.choices)
     country = django_filters.CharFilter(field_name="country", lookup_expr="iexact", max_length=2)
-    search = django_filters.CharFilter(method="filter_search", max_length=200, label="Name or short name contains")
+    search = django_filters.CharFilter(method="filter_search", max_length=200, label=_("Name or short name contains"))
 
     class Meta:
         model = Party
@@ -81,7 +81,7 @@ class NegotiationFilter(django_filters.FilterSet):
     party = django_filters.UUIDFilter(method="filter_party", label="A party taking part")
     group = django_filters.UUIDFilter(method="filter_group", label="A detainee group covered")
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    search = django_filters.CharFilter(method="filter_search", max_length=200, label="Title or reference contains")
+    search = django_filters.CharFilter(method="filter_search", max_length=200, label=_("Title or reference contains"))
 
     class Meta:
         model = Negotiation

@@ -7,6 +7,7 @@ even with the right password, until the window has passed.
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.signals import user_login_failed
+from django.utils.translation import gettext as _
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
@@ -23,7 +24,7 @@ def _limits():
 
 
 def is_locked(username, request):
-    per_user, per_address, _ = _limits()
+    per_user, per_address, _window = _limits()
     user_key, address_key = _keys(username, request)
     return cache.get(user_key, 0) >= per_user or cache.get(address_key, 0) >= per_address
 
@@ -44,5 +45,5 @@ class GuardedModelBackend(ModelBackend):
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         if is_locked(username, request):
-            raise PermissionDenied("Too many failed logins; try again later.")
+            raise PermissionDenied(_("Too many failed logins; try again later."))
         return super().authenticate(request, username=username, password=password, **kwargs)

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from exchanges.models import Negotiation
 from exchanges.selectors import negotiations_visible_to
@@ -144,7 +145,11 @@ def status_changed(*, negotiation, change):
             "source": change.source,
         },
     }
-    subject = f"[Tracker] {negotiation.reference}: {change.get_from_status_display()} → {change.get_to_status_display()}"
+    subject = _("[Tracker] %(reference)s: %(from)s → %(to)s") % {
+        "reference": negotiation.reference,
+        "from": change.get_from_status_display(),
+        "to": change.get_to_status_display(),
+    }
     enqueue([(WebhookEvent.STATUS_CHANGED, negotiation, data, subject)], now=change.recorded_at)
 
 
@@ -169,13 +174,19 @@ def flags_changed(changed, *, now):
         data = {"negotiation": negotiation_data(negotiation), "flag": flag_data(flag)}
         if flag.resolved_at == now:
             data["change"] = "resolved"
-            subject = f"[Tracker] {negotiation.reference}: {flag.get_kind_display()} resolved ({flag.get_resolution_display()})"
+            subject = _("[Tracker] %(reference)s: %(kind)s resolved (%(resolution)s)") % {
+                "reference": negotiation.reference,
+                "kind": flag.get_kind_display(),
+                "resolution": flag.get_resolution_display(),
+            }
             events.append((WebhookEvent.UNSTALLED, negotiation, data, subject))
         else:
             data["change"] = "escalated" if flag.escalated_at == now else "raised"
-            subject = (
-                f"[Tracker] {negotiation.reference} stalled: {flag.get_kind_display()}, "
-                f"{flag.get_level_display().lower()} ({flag.days_silent} days without activity)"
-            )
+            subject = _("[Tracker] %(reference)s stalled: %(kind)s, %(level)s (%(days)d days without activity)") % {
+                "reference": negotiation.reference,
+                "kind": flag.get_kind_display(),
+                "level": flag.get_level_display().lower(),
+                "days": flag.days_silent,
+            }
             events.append((WebhookEvent.STALLED, negotiation, data, subject))
     enqueue(events, now=now)

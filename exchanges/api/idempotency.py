@@ -103,5 +103,5 @@ def _store(record, response):
 
 def purge_expired(now=None):
     """Forget keys older than 24 hours; returns how many."""
-    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=(now or timezone.now()) - IDEMPOTENCY_TTL).delete()
+    deleted, _by_model = IdempotencyKey.objects.filter(created_at__lt=(now or timezone.now()) - IDEMPOTENCY_TTL).delete()
     return deleted

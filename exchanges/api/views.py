@@ -2,6 +2,7 @@
 from django.db import connection, transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -265,7 +266,7 @@ class EventViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
 def me(request):
     """The API client making the call (for staff logins: 404)."""
     if not isinstance(request.user, ApiClient):
-        return Response({"detail": "Not an API client."}, status=status.HTTP_404_NOT_FOUND)
+        return Response({"detail": _("Not an API client.")}, status=status.HTTP_404_NOT_FOUND)
     return Response(serializers.ApiClientSerializer(request.user).data)
 
 
@@ -281,4 +282,4 @@ def healthz(request):
 
 def not_found(request, exception=None):
     """JSON 404 for unknown API paths; the admin keeps Django's page."""
-    return JsonResponse({"detail": "Not found."}, status=404)
+    return JsonResponse({"detail": _("Not found.")}, status=404)
