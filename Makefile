@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test fuzz bench check migrate demo clean
+.PHONY: install run test fuzz bench check migrate demo messages clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ migrate: install
 
 demo: migrate
 	$(PY) manage.py load_demo
+
+# After changing any user-facing string: extract, translate the new entries in
+# locale/{uk,fr}/LC_MESSAGES/django.po, then run this again to compile (needs gettext).
+MAKEMESSAGES_ARGS := -l uk -l fr --ignore=.venv --ignore=tests --ignore=scripts --ignore=var --ignore=staticfiles --add-location=file --no-obsolete
+messages: install
+	$(PY) manage.py makemessages $(MAKEMESSAGES_ARGS)
+	$(PY) manage.py compilemessages --ignore=.venv
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache

@@ -663,6 +663,10 @@ class StatusChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return request.user.is_staff
 
+    @admin.display(description=_("recorded by"))
+    def recorded_by(self, change):
+        return change.recorded_by or _("system")
+
 
 @admin.register(Event)
 class EventAdmin(AuditedAdminMixin, admin.ModelAdmin):

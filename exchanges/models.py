@@ -243,8 +243,8 @@ class Negotiation(TimestampedModel):
         verbose_name=_("watched by"),
         help_text=_("Staff who are emailed when its status changes or it stalls."),
     )
-    parties = models.ManyToManyField(Party, through="Participant", related_name="negotiations")
-    groups = models.ManyToManyField(DetaineeGroup, through="CoveredGroup", related_name="negotiations")
+    parties = models.ManyToManyField(Party, through="Participant", related_name="negotiations", verbose_name=_("parties"))
+    groups = models.ManyToManyField(DetaineeGroup, through="CoveredGroup", related_name="negotiations", verbose_name=_("detainee groups"))
 
     class Meta:
         ordering = ["-created_at"]
@@ -293,8 +293,8 @@ class Participant(models.Model):
     """A party taking part in a negotiation, in one role."""
 
     id = models.BigAutoField(primary_key=True)
-    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="participants")
-    party = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="participations")
+    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="participants", verbose_name=_("negotiation"))
+    party = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="participations", verbose_name=_("party"))
     role = models.CharField(_("role"), max_length=16, choices=ParticipantRole.choices)
 
     class Meta:
@@ -315,8 +315,8 @@ class CoveredGroup(models.Model):
     """A detainee group a negotiation is about, with how many were proposed and released."""
 
     id = models.BigAutoField(primary_key=True)
-    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="covered_groups")
-    group = models.ForeignKey(DetaineeGroup, on_delete=models.PROTECT, related_name="coverage")
+    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="covered_groups", verbose_name=_("negotiation"))
+    group = models.ForeignKey(DetaineeGroup, on_delete=models.PROTECT, related_name="coverage", verbose_name=_("detainee group"))
     proposed_count = models.PositiveIntegerField(_("proposed"), null=True, blank=True)
     released_count = models.PositiveIntegerField(_("released"), null=True, blank=True)
 
@@ -348,17 +348,19 @@ class StatusChange(TimestampedModel):
     constraint it keeps the history a single chain even if two writers race.
     """
 
-    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="status_changes")
+    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="status_changes", verbose_name=_("negotiation"))
     sequence = models.PositiveIntegerField(_("sequence"), editable=False)
     from_status = models.CharField(_("from"), max_length=32, choices=NegotiationStatus.choices)
     to_status = models.CharField(_("to"), max_length=32, choices=NegotiationStatus.choices)
     occurred_at = models.DateTimeField(_("occurred at"))
     recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now, editable=False)
     recorded_by_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("recorded by (staff)"),
     )
     recorded_by_client = models.ForeignKey(
-        "ApiClient", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "ApiClient", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("recorded by (API client)"),
     )
     note = models.TextField(_("note"), blank=True)
     source = models.CharField(_("source"), max_length=1000, blank=True)
@@ -383,17 +385,19 @@ class StatusChange(TimestampedModel):
 class Event(TimestampedModel):
     """An entry in a negotiation's timeline: a meeting, a proposal, a statement, a release."""
 
-    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="events")
+    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="events", verbose_name=_("negotiation"))
     kind = models.CharField(_("kind"), max_length=32, choices=EventKind.choices)
     occurred_at = models.DateTimeField(_("occurred at"))
     summary = models.TextField(_("summary"))
     parties = models.ManyToManyField(Party, blank=True, related_name="events", verbose_name=_("parties"))
     source = models.CharField(_("source"), max_length=1000, blank=True)
     recorded_by_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("recorded by (staff)"),
     )
     recorded_by_client = models.ForeignKey(
-        "ApiClient", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "ApiClient", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("recorded by (API client)"),
     )
 
     class Meta:

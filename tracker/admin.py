@@ -97,10 +97,14 @@ class FlagAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 class FlagInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Flag
-    fields = ["kind", "level", "days_silent", "raised_at", "escalated_at", "acknowledged_at", "resolved_at", "resolution"]
+    fields = ["kind", "level", "silence", "raised_at", "escalated_at", "acknowledged_at", "resolved_at", "resolution"]
     readonly_fields = fields
     ordering = ["-raised_at"]
     verbose_name_plural = _("stall flags")
+
+    @admin.display(description=_("days silent"))
+    def silence(self, flag):
+        return flag.days_silent
 
 
 NegotiationAdmin.inlines = [*NegotiationAdmin.inlines, FlagInline]

@@ -22,7 +22,7 @@ class StallRule(models.Model):
     key = models.CharField(_("rule"), max_length=16, choices=RuleKey.choices, primary_key=True)
     overdue_days = models.PositiveIntegerField(_("overdue after (days)"))
     very_overdue_days = models.PositiveIntegerField(_("very overdue after (days)"))
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name = _("stall rule")
@@ -48,7 +48,7 @@ class Flag(TimestampedModel):
     from overdue to very overdue and resolves on its own when the reason goes away.
     """
 
-    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="flags")
+    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="flags", verbose_name=_("negotiation"))
     kind = models.CharField(_("kind"), max_length=32, choices=FlagKind.choices)
     level = models.CharField(_("level"), max_length=16, choices=FlagLevel.choices)
     raised_at = models.DateTimeField(_("raised at"))
@@ -59,10 +59,12 @@ class Flag(TimestampedModel):
     due_on = models.DateField(_("next step was due"), null=True, blank=True)
     acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
     acknowledged_by_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("acknowledged by (staff)"),
     )
     acknowledged_by_client = models.ForeignKey(
-        ApiClient, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        ApiClient, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("acknowledged by (API client)"),
     )
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True, db_index=True)
     resolution = models.CharField(_("resolution"), max_length=16, choices=Resolution.choices, blank=True)
@@ -119,11 +121,11 @@ class WebhookSubscription(TimestampedModel):
     again after creation. A receiver answering 410 Gone disables the subscription.
     """
 
-    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="webhooks")
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="webhooks", verbose_name=_("API client"))
     url = models.URLField(_("URL"), max_length=2000)
     events = models.JSONField(_("events"), default=list)
     active = models.BooleanField(_("active"), default=True)
-    secret = models.CharField(max_length=200, default=new_webhook_secret, editable=False)
+    secret = models.CharField(max_length=200, default=new_webhook_secret, editable=False, verbose_name=_("signing secret"))
     disabled_reason = models.CharField(_("disabled because"), max_length=500, blank=True)
 
     class Meta:
@@ -142,15 +144,15 @@ class WebhookDelivery(TimestampedModel):
     timestamp under the same `message_id`, so receivers can de-duplicate.
     """
 
-    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
-    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="+")
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("webhook subscription"))
+    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="+", verbose_name=_("negotiation"))
     event_type = models.CharField(_("event"), max_length=64, choices=WebhookEvent.choices)
     message_id = models.CharField(_("message id"), max_length=64, unique=True)
     payload = models.JSONField(_("payload"))
     status = models.CharField(_("status"), max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
-    leased_until = models.DateTimeField(null=True, blank=True, editable=False)
+    leased_until = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("leased until"))
     last_status_code = models.PositiveIntegerField(_("last HTTP status"), null=True, blank=True)
     last_error = models.CharField(_("last error"), max_length=1000, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
@@ -171,7 +173,7 @@ class DeliveryAttempt(models.Model):
     """One HTTP attempt of a delivery, kept for the admin: what was answered, how fast."""
 
     id = models.BigAutoField(primary_key=True)
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log", verbose_name=_("webhook delivery"))
     attempted_at = models.DateTimeField(_("attempted at"), default=timezone.now)
     status_code = models.PositiveIntegerField(_("HTTP status"), null=True, blank=True)
     error = models.CharField(_("error"), max_length=1000, blank=True)
@@ -188,14 +190,14 @@ class EmailNotification(models.Model):
     """An email to a watching staff member: written with its cause, sent by a task."""
 
     id = models.BigAutoField(primary_key=True)
-    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="+")
-    subject = models.CharField(max_length=300)
-    body = models.TextField()
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.CharField(max_length=1000, blank=True)
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("recipient"))
+    negotiation = models.ForeignKey(Negotiation, on_delete=models.CASCADE, related_name="+", verbose_name=_("negotiation"))
+    subject = models.CharField(max_length=300, verbose_name=_("subject"))
+    body = models.TextField(verbose_name=_("body"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("sent at"))
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    last_error = models.CharField(max_length=1000, blank=True, verbose_name=_("last error"))
 
     class Meta:
         ordering = ["-created_at"]
