@@ -5,6 +5,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+# The admin's static files, collected once into the image (served by WhiteNoise).
+RUN DJANGO_SETTINGS_MODULE=config.settings.base DJANGO_STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput
 RUN useradd --system --home /app tracker && mkdir -p /app/var /app/staticfiles && chown -R tracker /app/var /app/staticfiles
 USER tracker
 EXPOSE 8000

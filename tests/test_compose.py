@@ -3,6 +3,7 @@ validated by reading it, and by `docker-compose config` where that tool is insta
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,32 @@ def test_docker_compose_accepts_the_file():
     env = {**os.environ, "DJANGO_SECRET_KEY": "x" * 60, "POSTGRES_PASSWORD": "secret"}
     result = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_production_serves_the_admin_static_files_itself(tmp_path):
+    """gunicorn alone serves the app in compose; the admin's CSS must come with it (WhiteNoise),
+    collected as the Dockerfile does, with hashed names and a long cache lifetime."""
+    assert "collectstatic --noinput" in (ROOT / "Dockerfile").read_text()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": "k7" * 30 + "abcdef",
+        "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "TRACKER_VAR_DIR": str(tmp_path / "var"),
+    }
+    env.pop("DATABASE_URL", None)
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    probe = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "from django.contrib.staticfiles.storage import staticfiles_storage\n"
+        "url = staticfiles_storage.url('admin/css/base.css')\n"
+        "response = Client().get(url, secure=True)\n"
+        "print(url, response.status_code, response.headers.get('Cache-Control'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    url, status, cache = result.stdout.split(maxsplit=2)
+    assert status == "200" and url != "/static/admin/css/base.css"  # a hashed name
+    assert "max-age=315360000" in cache

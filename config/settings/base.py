@@ -56,6 +56,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and scripts) from the app server itself: no separate
+    # web server is needed in front of gunicorn, compressed and cached far ahead.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "exchanges.api.middleware.RequestContextMiddleware",
     "exchanges.api.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -137,6 +140,9 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Locally, WhiteNoise serves straight from the apps; production serves what
+# `collectstatic` gathered into STATIC_ROOT (done when the image is built).
+WHITENOISE_USE_FINDERS = True
 
 # Request bodies: partner payloads are small; refuse anything larger (413).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRACKER_MAX_BODY_BYTES", 1024 * 1024)
