@@ -17,6 +17,7 @@ run: install
 	@scripts/run-local
 
 test: install
+	@scripts/system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
