@@ -596,7 +596,14 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
             try:
                 services.negotiation_change_status(negotiation=negotiation, actor=request.user, **form.cleaned_data)
             except services.IllegalStatusChange as exc:
-                messages.error(request, f"{exc} " + _("Allowed: %(allowed)s.") % {"allowed": ", ".join(exc.allowed) or "-"})
+                labels = {"from": NegotiationStatus(exc.from_status).label, "to": NegotiationStatus(exc.to_status).label}
+                allowed = ", ".join(str(NegotiationStatus(status).label) for status in exc.allowed) or "-"
+                messages.error(
+                    request,
+                    _("A negotiation cannot move from %(from)s to %(to)s.") % labels
+                    + " "
+                    + _("Allowed: %(allowed)s.") % {"allowed": allowed},
+                )
             except ValidationError as exc:
                 for field, errors in exc.message_dict.items():
                     for error in errors:
