@@ -8,7 +8,7 @@ from exchanges.admin import NegotiationAdmin, ReadOnlyAdminMixin
 from exchanges.spreadsheets import CsvExportMixin
 
 from . import delivery, notify, services
-from .models import DeliveryAttempt, EmailNotification, Flag, StallRule, WebhookDelivery, WebhookSubscription
+from .models import DeliveryAttempt, EmailNotification, Flag, ScanRun, StallRule, WebhookDelivery, WebhookSubscription
 
 
 @admin.register(StallRule)
@@ -173,6 +173,18 @@ class EmailNotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["subject", "recipient", "created_at", "sent_at", "attempts", "last_error"]
     list_filter = ["sent_at"]
     search_fields = ["subject", "recipient__username", "recipient__email"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_staff
+
+
+@admin.register(ScanRun)
+class ScanRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """When the stall scan ran, how (full or incremental) and what it changed: kept 30 days."""
+
+    list_display = ["as_of", "full", "examined", "duration_ms", "summary"]
+    list_filter = ["full"]
+    date_hierarchy = "as_of"
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_staff

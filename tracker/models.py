@@ -207,3 +207,29 @@ class EmailNotification(models.Model):
 
     def __str__(self):
         return self.subject
+
+
+class ScanRun(models.Model):
+    """One run of the stall scan: as of when, whether it looked at every negotiation, and
+    what it changed.
+
+    The next scan starts from the last one and looks only at what may have changed since:
+    negotiations whose silence or missed deadline crossed a threshold in between, and those
+    (or their groups) written since. A full scan runs when there is no previous run, when
+    the rules changed, when asked, and at least every TRACKER_FULL_SCAN_SECONDS.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    as_of = models.DateTimeField(_("as of"), db_index=True)
+    full = models.BooleanField(_("full scan"))
+    examined = models.PositiveIntegerField(_("negotiations examined"), null=True, blank=True)
+    summary = models.JSONField(_("summary"), default=dict)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+
+    class Meta:
+        ordering = ["-as_of", "-id"]
+        verbose_name = _("scan run")
+        verbose_name_plural = _("scan runs")
+
+    def __str__(self):
+        return f"{self.as_of:%Y-%m-%d %H:%M:%S} ({'full' if self.full else 'incremental'})"

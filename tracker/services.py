@@ -5,12 +5,14 @@ negotiations, each idempotent, so it is safe to run twice, late, or concurrently
 PostgreSQL advisory lock makes a concurrent scan wait and then find nothing to do; the
 partial unique index on open flags is the last word either way).
 """
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Case, CharField, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -21,7 +23,7 @@ from exchanges.models import ApiClient, AuditEntry, CoveredGroup, Negotiation
 
 from . import notify
 from .choices import FlagKind, FlagLevel, Resolution, WebhookEvent
-from .models import DEFAULT_RULES, Flag, StallRule, WebhookSubscription
+from .models import DEFAULT_RULES, Flag, ScanRun, StallRule, WebhookSubscription
 
 SCAN_LOCK_KEY = 7_310_109  # any constant shared by every scanner
 
@@ -109,18 +111,82 @@ def _sync_stalled(now, negotiation_ids=None):
 
 
 @transaction.atomic
-def scan_stalls(*, now=None):
-    """Raise, escalate and resolve flags for every negotiation; return what changed."""
+def scan_stalls(*, now=None, full=False):
+    """Raise, escalate and resolve flags; return what changed.
+
+    Incremental when it can be (see `ScanRun`): only the negotiations that crossed a
+    threshold since the last scan, or were written since, are looked at, so a scan with
+    nothing to do costs a few index lookups whatever the number of negotiations.
+    """
+    started = time.monotonic()
     now = now or timezone.now()
     _lock_scan()
     rules = stall_rules()
+    scope = None if full else _incremental_scope(now, rules)
+    summary = _scan(now=now, rules=rules, scope=scope)
+    ScanRun.objects.create(
+        as_of=now,
+        full=scope is None,
+        examined=None if scope is None else len(scope),
+        summary=summary,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    ScanRun.objects.filter(as_of__lt=now - SCAN_RUN_RETENTION).delete()
+    return summary
+
+
+SCAN_RUN_RETENTION = timedelta(days=30)
+#: Writes stamped before a scan's "now" may commit after it read the table; look back this far.
+SCAN_OVERLAP = timedelta(minutes=10)
+#: Beyond this many negotiations to look at, one full pass is cheaper than a long id list.
+INCREMENTAL_LIMIT = 20_000
+
+
+def _incremental_scope(now, rules):
+    """The ids of the negotiations an incremental scan must look at, or None for a full scan."""
+    last = ScanRun.objects.order_by("-as_of", "-id").first()
+    if last is None or now <= last.as_of:
+        return None
+    if not ScanRun.objects.filter(full=True, as_of__gt=now - timedelta(seconds=settings.TRACKER_FULL_SCAN_SECONDS)).exists():
+        return None
+    if StallRule.objects.filter(updated_at__gt=last.as_of).exists():
+        return None
+    crossed = Q()
+    for days in sorted({rules[key][index] for key in ("urgent", "high", "routine") for index in (0, 1)}):
+        crossed |= Q(last_activity_at__gt=last.as_of - timedelta(days=days), last_activity_at__lte=now - timedelta(days=days))
+    for days in sorted(set(rules["deadline"])):
+        crossed |= Q(
+            next_step_due__gt=last.as_of.date() - timedelta(days=days), next_step_due__lte=now.date() - timedelta(days=days)
+        )
+    since = last.as_of - SCAN_OVERLAP
+    sources = [
+        _open_negotiations().filter(crossed).values_list("pk", flat=True),
+        # Written since (the scan's own writes carry exactly its "now": not news).
+        Negotiation.objects.filter(updated_at__gt=since).exclude(updated_at=last.as_of).values_list("pk", flat=True),
+        CoveredGroup.objects.filter(group__updated_at__gt=since).values_list("negotiation_id", flat=True),
+    ]
+    scope = set()
+    for ids in sources:
+        scope.update(ids[: INCREMENTAL_LIMIT + 1])
+        if len(scope) > INCREMENTAL_LIMIT:
+            return None
+    return sorted(scope)
+
+
+def _scan(*, now, rules, scope):
+    """The scan over every negotiation (`scope` None) or over the negotiations in `scope`."""
     summary = {"raised": 0, "escalated": 0, "deescalated": 0, "resolved": 0}
+    if scope is not None and not scope:
+        summary["open"] = Flag.objects.filter(resolved_at__isnull=True).count()
+        return summary
     for kind in FlagKind:
         overdue_q, very_q = _conditions(kind, rules, now)
-        candidates = _open_negotiations()
+        candidates = _open_negotiations(scope)
         overdue = candidates.filter(overdue_q)
         very = candidates.filter(very_q)
         open_flags = Flag.objects.filter(kind=kind, resolved_at__isnull=True)
+        if scope is not None:
+            open_flags = open_flags.filter(negotiation_id__in=scope)
         summary["resolved"] += _resolve(open_flags, kind=kind, still_due=overdue, now=now)
         summary["escalated"] += open_flags.filter(level=FlagLevel.OVERDUE).filter(_for_negotiations_in(very)).update(
             level=FlagLevel.VERY_OVERDUE, escalated_at=now, updated_at=now
@@ -129,24 +195,52 @@ def scan_stalls(*, now=None):
             _for_negotiations_in(very)
         ).update(level=FlagLevel.OVERDUE, updated_at=now)
         new = overdue.exclude(Exists(Flag.objects.filter(negotiation=OuterRef("pk"), kind=kind, resolved_at__isnull=True)))
-        very_ids = set(very.filter(pk__in=new.values("pk")).values_list("pk", flat=True))
-        rows = [
-            Flag(
-                negotiation_id=pk,
-                kind=kind,
-                level=FlagLevel.VERY_OVERDUE if pk in very_ids else FlagLevel.OVERDUE,
-                raised_at=now,
-                silent_since=last_activity_at,
-                due_on=due if kind == FlagKind.DEADLINE_MISSED else None,
-            )
-            for pk, last_activity_at, due in new.values_list("pk", "last_activity_at", "next_step_due")
-        ]
-        Flag.objects.bulk_create(rows, ignore_conflicts=True)
-        summary["raised"] += Flag.objects.filter(kind=kind, raised_at=now).count() if rows else 0
-    _sync_stalled(now)
-    _after_flag_changes(now=now)
+        summary["raised"] += _raise(new, kind=kind, very_q=very_q, now=now)
+    _sync_stalled(now, scope)
+    _after_flag_changes(now=now, negotiation_ids=scope)
     summary["open"] = Flag.objects.filter(resolved_at__isnull=True).count()
     return summary
+
+
+def _raise(new, *, kind, very_q, now):
+    """Open a flag for each negotiation in `new`; returns how many were opened.
+
+    On PostgreSQL one INSERT ... SELECT, so raising 200,000 flags holds none of them in
+    memory; the partial unique index (ON CONFLICT DO NOTHING) has the last word on races.
+    """
+    deadline = kind == FlagKind.DEADLINE_MISSED
+    if connection.vendor == "postgresql":
+        rows = new.annotate(
+            flag_level=Case(
+                When(very_q, then=Value(FlagLevel.VERY_OVERDUE.value)),
+                default=Value(FlagLevel.OVERDUE.value),
+                output_field=CharField(),
+            )
+        ).values_list("pk", "last_activity_at", "next_step_due", "flag_level")
+        select, params = rows.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Flag._meta.db_table} "
+                "(id, created_at, updated_at, negotiation_id, silent_since, due_on, level, kind, raised_at, resolution) "
+                f"SELECT gen_random_uuid(), %s, %s, new.pk, new.silent, {'new.due' if deadline else 'NULL'}, new.level, %s, %s, '' "
+                f"FROM ({select}) AS new (pk, silent, due, level) ON CONFLICT DO NOTHING",
+                [now, now, kind.value, now, *params],
+            )
+            return cursor.rowcount
+    very_ids = set(new.filter(very_q).values_list("pk", flat=True))
+    rows = [
+        Flag(
+            negotiation_id=pk,
+            kind=kind,
+            level=FlagLevel.VERY_OVERDUE if pk in very_ids else FlagLevel.OVERDUE,
+            raised_at=now,
+            silent_since=last_activity_at,
+            due_on=due if deadline else None,
+        )
+        for pk, last_activity_at, due in new.values_list("pk", "last_activity_at", "next_step_due")
+    ]
+    Flag.objects.bulk_create(rows, ignore_conflicts=True)
+    return Flag.objects.filter(kind=kind, raised_at=now).count() if rows else 0
 
 
 def resolve_flags_for(negotiation, *, now=None):

@@ -215,6 +215,9 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 TRACKER_SCAN_INTERVAL_SECONDS = env_int("TRACKER_SCAN_INTERVAL_SECONDS", 900)
 TRACKER_DISPATCH_INTERVAL_SECONDS = env_int("TRACKER_DISPATCH_INTERVAL_SECONDS", 30)
+# Scans between are incremental (what crossed a threshold or was written since the last);
+# a full scan runs at least this often as a safety net (default daily).
+TRACKER_FULL_SCAN_SECONDS = env_int("TRACKER_FULL_SCAN_SECONDS", 86400)
 CELERY_BEAT_SCHEDULE = {
     "scan-stalls": {"task": "tracker.scan_stalls", "schedule": float(TRACKER_SCAN_INTERVAL_SECONDS)},
     # Retries of webhooks and emails, and anything written while the broker was down.

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from exchanges import services as record
 from tests.factories import DetaineeGroupFactory, NegotiationFactory
-from tracker.models import Flag, StallRule
+from tracker.models import Flag, ScanRun, StallRule
 from tracker.services import scan_stalls
 
 pytestmark = pytest.mark.django_db
@@ -147,3 +147,70 @@ def test_the_scan_runs_a_fixed_number_of_statements_however_many_negotiations(dj
     assert len(open_flags()) == 30
     with django_assert_max_num_queries(30):
         scan_stalls(now=timezone.now() + timedelta(days=90))
+
+
+def test_a_scan_after_a_scan_looks_only_at_what_may_have_changed(settings):
+    settings.TRACKER_FULL_SCAN_SECONDS = 30 * 86400
+    quiet = silent(10, priority="urgent")
+    scan_stalls()
+    assert ScanRun.objects.get().full is True
+    crossing = silent(6, priority="urgent")  # crosses the 7-day threshold tomorrow
+    summary = scan_stalls(now=timezone.now() + timedelta(days=1, hours=1))
+    run = ScanRun.objects.order_by("-as_of").first()
+    assert run.full is False and run.examined >= 1
+    assert summary["raised"] == 1 and open_flags(crossing) == {(crossing.pk, "no_activity", "overdue")}
+    assert open_flags(quiet) == {(quiet.pk, "no_activity", "overdue")}
+
+
+def test_an_incremental_scan_sees_a_priority_raised_since_the_last_scan():
+    negotiation = silent(10, priority="routine")
+    scan_stalls()
+    assert open_flags(negotiation) == set()
+    record.negotiation_update(negotiation=negotiation, actor=None, priority="urgent")
+    scan_stalls(now=timezone.now() + timedelta(minutes=5))
+    assert ScanRun.objects.order_by("-as_of").first().full is False
+    assert open_flags(negotiation) == {(negotiation.pk, "no_activity", "overdue")}
+
+
+def test_an_incremental_scan_sees_seriously_wounded_reported_in_a_covered_group():
+    group = DetaineeGroupFactory(seriously_wounded_count=0)
+    negotiation = silent(10, priority="routine", groups=[group])
+    scan_stalls()
+    assert open_flags(negotiation) == set()
+    record.detainee_group_update(group=group, actor=None, seriously_wounded_count=3)
+    scan_stalls(now=timezone.now() + timedelta(minutes=5))
+    assert open_flags(negotiation) == {(negotiation.pk, "no_activity", "overdue")}
+
+
+def test_an_incremental_scan_catches_a_deadline_passing_and_escalating(settings):
+    settings.TRACKER_FULL_SCAN_SECONDS = 30 * 86400
+    today = timezone.localdate()
+    negotiation = NegotiationFactory(opened_on=today, next_step_due=today)
+    scan_stalls()
+    assert open_flags(negotiation) == set()
+    scan_stalls(now=timezone.now() + timedelta(days=1))
+    assert open_flags(negotiation) == {(negotiation.pk, "deadline_missed", "overdue")}
+    scan_stalls(now=timezone.now() + timedelta(days=7))
+    assert open_flags(negotiation) == {(negotiation.pk, "deadline_missed", "very_overdue")}
+    assert list(ScanRun.objects.order_by("as_of").values_list("full", flat=True)) == [True, False, False]
+
+
+def test_a_full_scan_runs_when_rules_change_when_asked_and_daily(settings):
+    silent(3, priority="routine")
+    scan_stalls()
+    StallRule.objects.update_or_create(key="routine", defaults={"overdue_days": 2, "very_overdue_days": 9})
+    scan_stalls(now=timezone.now() + timedelta(minutes=1))
+    scan_stalls(now=timezone.now() + timedelta(minutes=2), full=True)
+    scan_stalls(now=timezone.now() + timedelta(minutes=3))
+    scan_stalls(now=timezone.now() + timedelta(days=2))
+    assert list(ScanRun.objects.order_by("as_of").values_list("full", flat=True)) == [True, True, True, False, True]
+    assert len(open_flags()) == 1
+
+
+def test_an_incremental_scan_with_nothing_to_do_reads_a_handful_of_statements(django_assert_max_num_queries):
+    for days in range(30, 60):
+        silent(days, priority="high")
+    scan_stalls()
+    with django_assert_max_num_queries(14):  # lock, rules, last run, 3 lookups, record the run...
+        summary = scan_stalls(now=timezone.now() + timedelta(seconds=1))
+    assert summary == {"raised": 0, "escalated": 0, "deescalated": 0, "resolved": 0, "open": 30}

@@ -9,5 +9,10 @@ from tracker import services
 class Command(BaseCommand):
     help = "Raise, escalate and resolve stall flags now, and print a summary as JSON."
 
-    def handle(self, *args, **options):
-        self.stdout.write(json.dumps(services.scan_stalls()))
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--full", action="store_true", help="Look at every negotiation, not only what changed since the last scan."
+        )
+
+    def handle(self, *args, full=False, **options):
+        self.stdout.write(json.dumps(services.scan_stalls(full=full)))
