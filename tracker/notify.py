@@ -153,15 +153,19 @@ def status_changed(*, negotiation, change):
     enqueue([(WebhookEvent.STATUS_CHANGED, negotiation, data, subject)], now=change.recorded_at)
 
 
-def anyone_listening(negotiation_ids):
-    """Whether any active subscription or watching staff member could receive these events."""
+def anyone_listening(negotiation_ids=None):
+    """Whether any active subscription or watching staff member could receive stall events
+    about these negotiations (`None`: about any negotiation)."""
     stall_events = [WebhookEvent.STALLED.value, WebhookEvent.UNSTALLED.value]
     if any(
         set(events) & set(stall_events)
         for events in WebhookSubscription.objects.filter(active=True).values_list("events", flat=True)
     ):
         return True
-    return Negotiation.watchers.through.objects.filter(negotiation__in=negotiation_ids).exists()
+    watches = Negotiation.watchers.through.objects.all()
+    if negotiation_ids is not None:
+        watches = watches.filter(negotiation__in=negotiation_ids)
+    return watches.exists()
 
 
 def flags_changed(changed, *, now):

@@ -214,3 +214,26 @@ def test_an_incremental_scan_with_nothing_to_do_reads_a_handful_of_statements(dj
     with django_assert_max_num_queries(14):  # lock, rules, last run, 3 lookups, record the run...
         summary = scan_stalls(now=timezone.now() + timedelta(seconds=1))
     assert summary == {"raised": 0, "escalated": 0, "deescalated": 0, "resolved": 0, "open": 30}
+
+
+def test_every_flag_change_of_a_scan_is_in_the_audit_trail_as_the_flag_itself_reads():
+    from exchanges import audit
+    from exchanges.models import AuditEntry
+
+    today = timezone.localdate()
+    late = NegotiationFactory(opened_on=today - timedelta(days=40), next_step_due=today - timedelta(days=3))
+    scan_stalls()
+    raised = {flag.pk: flag for flag in Flag.objects.all()}
+    assert {flag.kind for flag in raised.values()} == {"no_activity", "deadline_missed"}
+    for flag in raised.values():
+        entry = AuditEntry.objects.get(model="tracker.flag", object_id=str(flag.pk))
+        assert (entry.action, entry.negotiation_id, entry.actor_label) == ("create", late.pk, "system")
+        assert entry.object_repr == str(flag)
+        assert entry.changes == audit.diff({}, audit.snapshot(flag))
+    later = timezone.now() + timedelta(days=30)
+    scan_stalls(now=later)  # both escalate
+    escalations = AuditEntry.objects.filter(model="tracker.flag", action="update")
+    assert sorted(entry.changes["level"] for entry in escalations) == [["overdue", "very_overdue"]] * 2
+    record.negotiation_change_status(negotiation=late, to_status="rejected", actor=None)
+    resolved = AuditEntry.objects.filter(model="tracker.flag", action="update", changes__has_key="resolution")
+    assert sorted(entry.changes["resolution"] for entry in resolved) == [["", "ended"]] * 2
