@@ -74,12 +74,12 @@ class ReportedFigureFilter(django_filters.FilterSet):
 
 
 class NegotiationFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=NegotiationStatus.choices, label="Status (repeatable)")
+    status = django_filters.MultipleChoiceFilter(choices=NegotiationStatus.choices, label=_("Status (repeatable)"))
     stalled = django_filters.BooleanFilter()
     priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
     visibility = django_filters.MultipleChoiceFilter(choices=Visibility.choices)
-    party = django_filters.UUIDFilter(method="filter_party", label="A party taking part")
-    group = django_filters.UUIDFilter(method="filter_group", label="A detainee group covered")
+    party = django_filters.UUIDFilter(method="filter_party", label=_("A party taking part"))
+    group = django_filters.UUIDFilter(method="filter_group", label=_("A detainee group covered"))
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     search = django_filters.CharFilter(method="filter_search", max_length=200, label=_("Title or reference contains"))
 
