@@ -10,7 +10,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -75,6 +75,11 @@ def render_audit(entries):
         "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
         _("When"), _("Who"), _("Via"), _("Action"), _("Object"), _("Changes"), rows,
     )
+
+
+def _count(value):
+    """A count with the thousands separator of the user's language (1,730 / 1 730)."""
+    return formats.number_format(value, force_grouping=True)
 
 
 def _short(value):
@@ -226,7 +231,7 @@ class DetaineeGroupAdmin(AuditedAdminMixin, admin.ModelAdmin):
                 '<td style="padding:4px 12px"><strong>{}</strong><br>{}<br><small>{} · {}</small></td>',
                 (
                     (
-                        f"{figure.value:,}",
+                        _count(figure.value),
                         figure.source_party or figure.source or "?",
                         figure.reported_on,
                         figure.get_reliability_display(),
@@ -237,7 +242,7 @@ class DetaineeGroupAdmin(AuditedAdminMixin, admin.ModelAdmin):
             verdict = (
                 format_html(
                     '<span style="color:#ba2121;font-weight:bold">{}</span>',
-                    _("Disputed: %(low)s to %(high)s") % {"low": f"{entry['lowest']:,}", "high": f"{entry['highest']:,}"},
+                    _("Disputed: %(low)s to %(high)s") % {"low": _count(entry["lowest"]), "high": _count(entry["highest"])},
                 )
                 if entry["disputed"]
                 else _("Sources agree")

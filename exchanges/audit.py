@@ -139,4 +139,7 @@ def log_reads(client, negotiations):
         if negotiation.visibility == "participants" and recent_reads.fresh((client.pk, negotiation.pk), now)
     ]
     if entries:
-        AuditEntry.objects.bulk_create(entries)
+        # One INSERT of all the rows, in the request's own autocommit: bulk_create would add
+        # a BEGIN and a COMMIT round trip around it (two of a list request's five).
+        fields = [field for field in AuditEntry._meta.concrete_fields if not field.primary_key]
+        AuditEntry._base_manager._insert(entries, fields=fields)

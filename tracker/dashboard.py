@@ -6,6 +6,7 @@ says how many more there are.
 from datetime import timedelta
 
 from django.urls import reverse
+from django.utils import formats
 from django.utils.http import urlencode
 
 from exchanges import charts, selectors
@@ -15,6 +16,10 @@ from exchanges.selectors import figures_summary
 from .models import Flag
 
 LIMIT = 15
+
+
+def _count(value):
+    return formats.number_format(value, force_grouping=True)
 
 
 def _url(name, **params):
@@ -47,7 +52,7 @@ def build(*, today):
             {
                 "group": group,
                 "disputes": [
-                    (FigureMetric(metric).label, entry["lowest"], entry["highest"])
+                    (FigureMetric(metric).label, _count(entry["lowest"]), _count(entry["highest"]))
                     for metric, entry in summary.items()
                     if entry["disputed"]
                 ],

@@ -124,6 +124,12 @@ def scan_stalls(*, now=None, full=False):
     rules = stall_rules()
     scope = None if full else _incremental_scope(now, rules)
     summary = _scan(now=now, rules=rules, scope=scope)
+    if summary["raised"] + summary["resolved"] >= ANALYZE_AFTER and connection.vendor == "postgresql":
+        # Thousands of flags appeared or closed at once (a first scan over an existing record):
+        # refresh the planner's statistics now rather than when autovacuum gets round to it,
+        # or the next scans plan their anti-joins for the empty table it last saw.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Flag._meta.db_table}, {Negotiation._meta.db_table}")
     ScanRun.objects.create(
         as_of=now,
         full=scope is None,
@@ -136,6 +142,7 @@ def scan_stalls(*, now=None, full=False):
 
 
 SCAN_RUN_RETENTION = timedelta(days=30)
+ANALYZE_AFTER = 5_000
 #: Writes stamped before a scan's "now" may commit after it read the table; look back this far.
 SCAN_OVERLAP = timedelta(minutes=10)
 #: Beyond this many negotiations to look at, one full pass is cheaper than a long id list.
@@ -159,11 +166,18 @@ def _incremental_scope(now, rules):
             next_step_due__gt=last.as_of.date() - timedelta(days=days), next_step_due__lte=now.date() - timedelta(days=days)
         )
     since = last.as_of - SCAN_OVERLAP
+    # Written since. The scans' own writes carry exactly their "now" and are not news: index
+    # ranges between those instants skip them (a full scan may have stamped 200,000 rows).
+    stamps = sorted(ScanRun.objects.filter(as_of__gt=since).values_list("as_of", flat=True))
+    written, lower = Q(), since
+    for stamp in stamps:
+        written |= Q(updated_at__gt=lower, updated_at__lt=stamp)
+        lower = stamp
+    written |= Q(updated_at__gt=lower)
     sources = [
-        _open_negotiations().filter(crossed).values_list("pk", flat=True),
-        # Written since (the scan's own writes carry exactly its "now": not news).
-        Negotiation.objects.filter(updated_at__gt=since).exclude(updated_at=last.as_of).values_list("pk", flat=True),
-        CoveredGroup.objects.filter(group__updated_at__gt=since).values_list("negotiation_id", flat=True),
+        _open_negotiations().filter(crossed).order_by().values_list("pk", flat=True),
+        Negotiation.objects.filter(written).order_by().values_list("pk", flat=True),
+        CoveredGroup.objects.filter(group__updated_at__gt=since).order_by().values_list("negotiation_id", flat=True),
     ]
     scope = set()
     for ids in sources:

@@ -143,6 +143,10 @@ STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"
 # Locally, WhiteNoise serves straight from the apps; production serves what
 # `collectstatic` gathered into STATIC_ROOT (done when the image is built).
 WHITENOISE_USE_FINDERS = True
+try:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing one
+except OSError:
+    pass
 
 # Request bodies: partner payloads are small; refuse anything larger (413).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRACKER_MAX_BODY_BYTES", 1024 * 1024)

@@ -61,7 +61,7 @@ def test_the_dashboard_lists_groups_whose_figures_are_disputed(staff, garrison, 
     ReportedFigureFactory(group=agreed, value=40)
     ReportedFigureFactory(group=agreed, value=40)
     disputed = section(staff.get(reverse("admin:index")).content.decode(), "disputed-groups")
-    assert "Azovstal garrison" in disputed and "265 – 1730" in disputed
+    assert "Azovstal garrison" in disputed and "265 – 1,730" in disputed
     assert "Agreed group" not in disputed
 
 

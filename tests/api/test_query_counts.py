@@ -5,6 +5,7 @@ from django.test.utils import CaptureQueriesContext
 
 from exchanges import services
 from tests.factories import DetaineeGroupFactory, NegotiationFactory, PartyFactory, ReportedFigureFactory
+from tests.services import require_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -73,3 +74,20 @@ def test_every_list_and_detail_runs_a_fixed_number_of_queries(busy, ukraine, mak
     for url in details:
         counts[url] = count(api, url)
     assert max(counts.values()) <= MAX_QUERIES, counts
+
+
+def test_a_clients_first_read_of_confidential_negotiations_logs_it_within_the_same_budget(ukraine, russia, make_api):
+    """On PostgreSQL, the production shape (SQLite reads the lists with two prefetches more)."""
+    require_postgres()
+    for _ in range(6):
+        NegotiationFactory(visibility="participants", participants=[(ukraine, "side"), (russia, "side")])
+    api = make_api(ukraine)
+    api.get("/api/v1/parties/")
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get("/api/v1/negotiations/?page_size=200")
+    assert response.status_code == 200 and len(response.json()["results"]) == 6
+    assert any("INSERT" in query["sql"] for query in queries.captured_queries)  # the read is logged...
+    assert len(queries) <= MAX_QUERIES  # ...in one statement, with no transaction round trips around it
+    from exchanges.models import AuditEntry
+
+    assert AuditEntry.objects.filter(action="read", actor_id=str(api.api_client.pk)).count() == 6
