@@ -42,14 +42,20 @@ def _open_negotiations(negotiation_ids=None):
     return queryset
 
 
-def _covers_wounded():
-    """Negotiations covering a group with seriously wounded detainees, as `pk IN (...)`:
-    PostgreSQL hashes the subquery once, where a correlated EXISTS inside the OR of
-    every priority would run per row and per branch."""
+def _covers_wounded(*, few=False):
+    """Negotiations covering a group with seriously wounded detainees.
+
+    Over every negotiation as `pk IN (...)`: PostgreSQL hashes the subquery once, where a
+    correlated EXISTS inside the OR of every priority would run per row and per branch.
+    Over a few (`few`: an incremental scan, one negotiation's write) as a correlated
+    EXISTS, rather than hashing all 75,000 such negotiations of a million to check three.
+    """
+    if few:
+        return Exists(CoveredGroup.objects.filter(negotiation=OuterRef("pk"), group__seriously_wounded_count__gt=0))
     return Q(pk__in=CoveredGroup.objects.filter(group__seriously_wounded_count__gt=0).values("negotiation_id"))
 
 
-def _conditions(kind, rules, now):
+def _conditions(kind, rules, now, *, few=False):
     """`(overdue_q, very_overdue_q)` over open negotiations.
 
     No activity: by priority, a negotiation covering seriously wounded detainees held to
@@ -63,7 +69,7 @@ def _conditions(kind, rules, now):
             Q(next_step_due__lte=today - timedelta(days=very)),
         )
     levels = []
-    wounded = _covers_wounded()
+    wounded = _covers_wounded(few=few)
     for index in (0, 1):
         condition = (Q(priority="urgent") | wounded) & Q(
             last_activity_at__lte=now - timedelta(days=rules["urgent"][index])
@@ -194,7 +200,7 @@ def _scan(*, now, rules, scope):
         summary["open"] = Flag.objects.filter(resolved_at__isnull=True).count()
         return summary
     for kind in FlagKind:
-        overdue_q, very_q = _conditions(kind, rules, now)
+        overdue_q, very_q = _conditions(kind, rules, now, few=scope is not None)
         candidates = _open_negotiations(scope)
         overdue = candidates.filter(overdue_q)
         very = candidates.filter(very_q)
@@ -270,7 +276,7 @@ def resolve_flags_for(negotiation, *, now=None):
     rules = stall_rules()
     resolved = 0
     for kind in FlagKind:
-        overdue_q, _very = _conditions(kind, rules, now)
+        overdue_q, _very = _conditions(kind, rules, now, few=True)
         still_due = _open_negotiations([negotiation.pk]).filter(overdue_q)
         resolved += _resolve(open_flags.filter(kind=kind), kind=kind, still_due=still_due, now=now)
     if resolved:
