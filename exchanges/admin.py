@@ -1,6 +1,4 @@
 """The staff interface. Every save goes through `exchanges.services`, like the API."""
-from datetime import timedelta
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,12 +8,12 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from . import charts, figure_import, services
-from .choices import FINAL, OPEN, FigureMetric, NegotiationStatus, Reliability, allowed_transitions
+from .choices import FINAL, FigureMetric, NegotiationStatus, Reliability, allowed_transitions
 from .models import (
     ApiClient,
     AuditEntry,
@@ -28,7 +26,7 @@ from .models import (
     ReportedFigure,
     StatusChange,
 )
-from .selectors import disputed_groups_q, figures_summary
+from .selectors import NEXT_STEP_WINDOWS, disputed_groups_q, figures_summary, next_step_q
 from .spreadsheets import CsvExportMixin
 
 
@@ -75,11 +73,6 @@ def render_audit(entries):
         "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
         _("When"), _("Who"), _("Via"), _("Action"), _("Object"), _("Changes"), rows,
     )
-
-
-def _count(value):
-    """A count with the thousands separator of the user's language (1,730 / 1 730)."""
-    return formats.number_format(value, force_grouping=True)
 
 
 def _short(value):
@@ -231,7 +224,7 @@ class DetaineeGroupAdmin(AuditedAdminMixin, admin.ModelAdmin):
                 '<td style="padding:4px 12px"><strong>{}</strong><br>{}<br><small>{} · {}</small></td>',
                 (
                     (
-                        _count(figure.value),
+                        charts.grouped(figure.value),
                         figure.source_party or figure.source or "?",
                         figure.reported_on,
                         figure.get_reliability_display(),
@@ -242,7 +235,7 @@ class DetaineeGroupAdmin(AuditedAdminMixin, admin.ModelAdmin):
             verdict = (
                 format_html(
                     '<span style="color:#ba2121;font-weight:bold">{}</span>',
-                    _("Disputed: %(low)s to %(high)s") % {"low": _count(entry["lowest"]), "high": _count(entry["highest"])},
+                    _("Disputed: %(low)s to %(high)s") % {"low": charts.grouped(entry["lowest"]), "high": charts.grouped(entry["highest"])},
                 )
                 if entry["disputed"]
                 else _("Sources agree")
@@ -293,15 +286,15 @@ class ReportedFigureAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
     # The same columns the import reads, so an export edited in a spreadsheet comes back in.
     csv_filename = "reported-figures"
     csv_columns = [
-        ("group_id", lambda figure: figure.group_id),
+        "group_id",
         ("group", lambda figure: figure.group.name),
-        ("metric", lambda figure: figure.get_metric_display()),
-        ("value", lambda figure: figure.value),
+        "metric",
+        "value",
         ("source_party", lambda figure: figure.source_party.name if figure.source_party else ""),
-        ("source", lambda figure: figure.source),
-        ("reported_on", lambda figure: figure.reported_on),
-        ("reliability", lambda figure: figure.get_reliability_display()),
-        ("notes", lambda figure: figure.notes),
+        "source",
+        "reported_on",
+        "reliability",
+        "notes",
     ]
 
     def csv_queryset(self, queryset):
@@ -416,16 +409,8 @@ class NextStepFilter(admin.SimpleListFilter):
         ]
 
     def queryset(self, request, queryset):
-        today = timezone.localdate()
-        open_ones = queryset.filter(status__in=OPEN)
-        if self.value() == "overdue":
-            return open_ones.filter(next_step_due__lt=today)
-        if self.value() == "week":
-            return open_ones.filter(next_step_due__gte=today, next_step_due__lte=today + timedelta(days=7))
-        if self.value() == "later":
-            return open_ones.filter(next_step_due__gt=today + timedelta(days=7))
-        if self.value() == "none":
-            return open_ones.filter(next_step_due__isnull=True)
+        if self.value() in NEXT_STEP_WINDOWS:
+            return queryset.filter(next_step_q(self.value(), today=timezone.localdate()))
         return queryset
 
 
@@ -471,20 +456,20 @@ def _groups_cell(negotiation):
 class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
     csv_filename = "negotiations"
     csv_columns = [
-        ("reference", lambda negotiation: negotiation.reference),
-        ("title", lambda negotiation: negotiation.title),
-        ("status", lambda negotiation: negotiation.get_status_display()),
-        ("priority", lambda negotiation: negotiation.get_priority_display()),
-        ("visibility", lambda negotiation: negotiation.get_visibility_display()),
-        ("opened_on", lambda negotiation: negotiation.opened_on),
-        ("last_activity_at", lambda negotiation: negotiation.last_activity_at),
-        ("stalled", lambda negotiation: negotiation.stalled),
-        ("stalled_since", lambda negotiation: negotiation.stalled_since),
-        ("next_step", lambda negotiation: negotiation.next_step),
-        ("next_step_due", lambda negotiation: negotiation.next_step_due),
+        "reference",
+        "title",
+        "status",
+        "priority",
+        "visibility",
+        "opened_on",
+        "last_activity_at",
+        "stalled",
+        "stalled_since",
+        "next_step",
+        "next_step_due",
         ("participants", _participants_cell),
         ("groups", _groups_cell),
-        ("summary", lambda negotiation: negotiation.summary),
+        "summary",
     ]
 
     def csv_queryset(self, queryset):

@@ -30,6 +30,11 @@ STATUS_COLORS = {
 FONT = "font-family:system-ui,sans-serif;font-size:11px"
 
 
+def grouped(value):
+    """A count with the thousands separator of the user's language (1,730 / 1 730)."""
+    return formats.number_format(value, force_grouping=True)
+
+
 def _r(value):
     """Coordinates to a tenth of a pixel: enough for the eye, short in the page."""
     return round(value, 1)
@@ -79,7 +84,7 @@ def status_over_time(series):
             format_html(
                 '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#ddd"/>'
                 '<text x="{}" y="{}" text-anchor="end" style="{}" fill="#666">{}</text>',
-                left, width - 10, _r(y), _r(y), left - 6, _r(y + 4), FONT, formats.number_format(value, force_grouping=True),
+                left, width - 10, _r(y), _r(y), left - 6, _r(y + 4), FONT, grouped(value),
             )
         )
     for index, (month, counts) in enumerate(series):
@@ -96,7 +101,7 @@ def status_over_time(series):
                 format_html(
                     '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}: {} {}</title></rect>',
                     _r(x), _r(base), _r(bar), _r(h), STATUS_COLORS[status], month_label, NegotiationStatus(status).label,
-                    formats.number_format(count, force_grouping=True),
+                    grouped(count),
                 )
             )
         if len(series) <= 12 or index % 2 == 0:

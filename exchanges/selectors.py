@@ -118,17 +118,22 @@ def disputed_groups():
     return DetaineeGroup.objects.filter(disputed_groups_q()).select_related("held_by", "affiliated_with")
 
 
-def open_negotiations():
-    return Negotiation.objects.filter(status__in=OPEN)
+#: The windows staff sort open negotiations into by their next step's due date.
+NEXT_STEP_WINDOWS = ("overdue", "week", "later", "none")
 
 
-def next_steps_due(*, today, days=7):
-    """Open negotiations whose next step falls due from today to `days` days ahead, soonest first."""
-    return open_negotiations().filter(next_step_due__gte=today, next_step_due__lte=today + timedelta(days=days))
-
-
-def next_steps_overdue(*, today):
-    return open_negotiations().filter(next_step_due__lt=today)
+def next_step_q(window, *, today):
+    """Open negotiations whose next step is `overdue`, due this `week` (today to 7 days on),
+    due `later`, or has no due date (`none`): one definition for the dashboard's counts and
+    the list filter they link to."""
+    week_end = today + timedelta(days=7)
+    windows = {
+        "overdue": Q(next_step_due__lt=today),
+        "week": Q(next_step_due__gte=today, next_step_due__lte=week_end),
+        "later": Q(next_step_due__gt=week_end),
+        "none": Q(next_step_due__isnull=True),
+    }
+    return Q(status__in=OPEN) & windows[window]
 
 
 def status_counts():
@@ -178,11 +183,13 @@ def status_by_month(*, today, months=12):
         deltas[month][row["to_status"]] += row["n"]
     running = defaultdict(int)
     series = []
-    pending = sorted(deltas.items())
+    pending = iter(sorted(deltas.items()))
+    month, changes = next(pending, (None, {}))
     for start in starts:
-        while pending and pending[0][0] <= start:
-            for status, change in pending.pop(0)[1].items():
+        while month is not None and month <= start:
+            for status, change in changes.items():
                 running[status] += change
+            month, changes = next(pending, (None, {}))
         series.append((start, {str(status): max(0, running[str(status)]) for status in NegotiationStatus}))
     cache.set(key, series, 600)
     return series

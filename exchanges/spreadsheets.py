@@ -7,9 +7,10 @@ as a formula (=, +, -, @ first) is prefixed with an apostrophe.
 import csv
 from datetime import date, datetime
 from datetime import timezone as dt_timezone
+from operator import attrgetter, methodcaller
 
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone, translation
@@ -68,8 +69,9 @@ def csv_response(filename, header, rows):
 class CsvExportMixin:
     """Adds "Export CSV" to a ModelAdmin's list: the rows the list shows, on every page.
 
-    Subclasses define `csv_columns`, a list of (header, function of the object), and may
-    override `csv_queryset` to add joins for those functions.
+    Subclasses define `csv_columns`: an attribute name (its header too; a field with
+    choices is written as its label in the user's language) or a (header, function of the
+    object) pair; and may override `csv_queryset` to add joins for those functions.
     """
 
     change_list_template = "admin/csv_change_list.html"
@@ -79,6 +81,17 @@ class CsvExportMixin:
 
     def csv_queryset(self, queryset):
         return queryset
+
+    def _csv_column(self, column):
+        if not isinstance(column, str):
+            return column
+        try:
+            choices = self.model._meta.get_field(column).choices
+        except FieldDoesNotExist:
+            choices = None
+        if choices:
+            return column, methodcaller(f"get_{column}_display")
+        return column, attrgetter(column)
 
     def _csv_url_name(self, action):
         return f"{self.opts.app_label}_{self.opts.model_name}_{action}"
@@ -115,7 +128,7 @@ class CsvExportMixin:
         except IncorrectLookupParameters:
             return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist") + "?e=1")
         queryset = self.csv_queryset(changelist.queryset)
-        columns = list(self.csv_columns)
+        columns = [self._csv_column(column) for column in self.csv_columns]
         rows = ([getter(obj) for _header, getter in columns] for obj in queryset.iterator(chunk_size=self.csv_chunk_size))
         filename = f"{self.csv_filename}-{timezone.localdate().isoformat()}.csv"
         return csv_response(filename, [header for header, _getter in columns], rows)

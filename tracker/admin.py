@@ -1,4 +1,6 @@
 """Stall rules, flags and the notification outbox in the admin."""
+from operator import attrgetter
+
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
@@ -55,17 +57,17 @@ class FlagAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     csv_columns = [
         ("negotiation", lambda flag: flag.negotiation.reference),
         ("title", lambda flag: flag.negotiation.title),
-        ("kind", lambda flag: flag.get_kind_display()),
-        ("level", lambda flag: flag.get_level_display()),
-        ("days_silent", lambda flag: flag.days_silent),
-        ("silent_since", lambda flag: flag.silent_since),
-        ("next_step_due", lambda flag: flag.due_on),
-        ("raised_at", lambda flag: flag.raised_at),
-        ("escalated_at", lambda flag: flag.escalated_at),
-        ("acknowledged_at", lambda flag: flag.acknowledged_at),
+        "kind",
+        "level",
+        "days_silent",
+        "silent_since",
+        ("next_step_due", attrgetter("due_on")),
+        "raised_at",
+        "escalated_at",
+        "acknowledged_at",
         ("acknowledged_by", _acknowledged_by),
-        ("resolved_at", lambda flag: flag.resolved_at),
-        ("resolution", lambda flag: flag.get_resolution_display()),
+        "resolved_at",
+        "resolution",
     ]
 
     def csv_queryset(self, queryset):

@@ -6,20 +6,16 @@ says how many more there are.
 from datetime import timedelta
 
 from django.urls import reverse
-from django.utils import formats
 from django.utils.http import urlencode
 
 from exchanges import charts, selectors
 from exchanges.choices import OPEN, FigureMetric, NegotiationStatus
+from exchanges.models import Negotiation
 from exchanges.selectors import figures_summary
 
 from .models import Flag
 
 LIMIT = 15
-
-
-def _count(value):
-    return formats.number_format(value, force_grouping=True)
 
 
 def _url(name, **params):
@@ -42,8 +38,8 @@ def build(*, today):
     ]
     open_flags = Flag.objects.filter(resolved_at__isnull=True).select_related("negotiation")
     flags = list(open_flags.order_by("negotiation__last_activity_at", "kind")[:LIMIT])
-    overdue = selectors.next_steps_overdue(today=today)
-    due = selectors.next_steps_due(today=today, days=7)
+    overdue = Negotiation.objects.filter(selectors.next_step_q("overdue", today=today))
+    due = Negotiation.objects.filter(selectors.next_step_q("week", today=today))
     disputed = selectors.disputed_groups().prefetch_related("figures").order_by("name")
     disputed_rows = []
     for group in disputed[:LIMIT]:
@@ -52,7 +48,7 @@ def build(*, today):
             {
                 "group": group,
                 "disputes": [
-                    (FigureMetric(metric).label, _count(entry["lowest"]), _count(entry["highest"]))
+                    (FigureMetric(metric).label, charts.grouped(entry["lowest"]), charts.grouped(entry["highest"]))
                     for metric, entry in summary.items()
                     if entry["disputed"]
                 ],

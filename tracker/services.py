@@ -5,6 +5,7 @@ negotiations, each idempotent, so it is safe to run twice, late, or concurrently
 PostgreSQL advisory lock makes a concurrent scan wait and then find nothing to do; the
 partial unique index on open flags is the last word either way).
 """
+import itertools
 import time
 from datetime import timedelta
 
@@ -304,13 +305,11 @@ def _after_flag_changes(*, now, negotiation_ids=None):
         _audit_in_sql(changed, now=now, context=context)
         if not notify.anyone_listening(negotiation_ids):
             return
-    batch = []
-    for flag in changed.select_related("negotiation").order_by("pk").iterator(chunk_size=AFTER_BATCH):
-        batch.append(flag)
-        if len(batch) == AFTER_BATCH:
-            _audit_and_notify(batch, now=now, context=context, audit_them=not in_sql)
-            batch = []
-    _audit_and_notify(batch, now=now, context=context, audit_them=not in_sql)
+    flags = changed.select_related("negotiation").order_by("pk").iterator(chunk_size=AFTER_BATCH)
+    while batch := list(itertools.islice(flags, AFTER_BATCH)):
+        if not in_sql:
+            _audit(batch, now=now, context=context)
+        notify.flags_changed(batch, now=now)
 
 
 def _iso_sql(column):
@@ -324,7 +323,7 @@ def _iso_sql(column):
 
 
 def _audit_in_sql(changed, *, now, context):
-    """The same entries `_audit_and_notify` writes, as one statement over the changed flags."""
+    """The same entries `_audit` writes, as one statement over the changed flags."""
     def labels(choices, column):
         cases = " ".join("WHEN %s THEN %s" for _choice in choices)
         return f"CASE {column} {cases} END", [item for value, label in choices.choices for item in (value, str(label))]
@@ -363,10 +362,8 @@ def _audit_in_sql(changed, *, now, context):
         cursor.execute(sql, params)
 
 
-def _audit_and_notify(flags, *, now, context, audit_them=True):
-    if not audit_them:
-        notify.flags_changed(flags, now=now)
-        return
+def _audit(flags, *, now, context):
+    """The audit entries of flags changed by a scan, in one bulk insert (elsewhere than PostgreSQL)."""
     entries = []
     for flag in flags:
         if flag.resolved_at == now:
@@ -383,7 +380,6 @@ def _audit_and_notify(flags, *, now, context, audit_them=True):
             )
         )
     AuditEntry.objects.bulk_create(entries)
-    notify.flags_changed(flags, now=now)
 
 
 @transaction.atomic
