@@ -5,7 +5,8 @@ from rest_framework.routers import DefaultRouter
 
 from . import views
 
-router = DefaultRouter(trailing_slash="/?")
+router = DefaultRouter()
+router.trailing_slash = "/?"  # DRF reads the argument as a bool (always "/"); optional here
 router.register("parties", views.PartyViewSet, basename="party")
 router.register("detainee-groups", views.DetaineeGroupViewSet, basename="detaineegroup")
 router.register("negotiations", views.NegotiationViewSet, basename="negotiation")

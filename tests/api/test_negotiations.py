@@ -227,3 +227,17 @@ def test_visibility_follows_the_participants_when_they_are_replaced(ukraine, rus
     assert outsider_api.get(url).status_code == 200
     assert make_api(ukraine).get(url).status_code == 404
     assert [n["id"] for n in outsider_api.get("/api/v1/negotiations/").json()["results"]] == [str(confidential.pk)]
+
+
+def test_the_trailing_slash_is_optional_on_every_route(ukraine, make_api):
+    """Partners write URLs both ways; neither a 404 nor a redirect that would drop a POST."""
+    api = make_api(ukraine)
+    created = api.post("/api/v1/negotiations", {"title": "Without a slash", "visibility": "all_partners"}, format="json")
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    assert api.get(f"/api/v1/negotiations/{pk}").json()["title"] == "Without a slash"
+    assert api.patch(f"/api/v1/negotiations/{pk}", {"summary": "patched"}, format="json").status_code == 200
+    assert [row["id"] for row in api.get("/api/v1/negotiations").json()["results"]] == [pk]
+    assert api.get("/api/v1/parties").status_code == 200
+    assert api.get("/api/v1/flags").status_code == 200
+    assert api.get("/api/v1/webhooks").status_code == 200

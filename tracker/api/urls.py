@@ -2,7 +2,8 @@ from rest_framework.routers import SimpleRouter
 
 from . import views
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
+router.trailing_slash = "/?"  # DRF reads the argument as a bool (always "/"); optional here
 router.register("flags", views.FlagViewSet, basename="flag")
 router.register("webhooks", views.WebhookSubscriptionViewSet, basename="webhook")
 
