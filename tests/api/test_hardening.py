@@ -27,6 +27,27 @@ def test_a_client_over_its_rate_gets_429_with_retry_after(ukraine, make_api, set
         PrincipalRateThrottle.THROTTLE_RATES = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
 
 
+def test_the_rate_is_a_sliding_window_estimated_from_two_counters(ukraine, make_api, settings, monkeypatch):
+    """3 a minute: the fourth request in a window waits for the window's end; early in the
+    next window the previous one still counts in proportion to its overlap."""
+    from django.core.cache import cache
+
+    from exchanges.api.throttling import PrincipalRateThrottle
+
+    cache.clear()
+    clock = [150.0]  # 30 s into the window [120, 180)
+    monkeypatch.setattr(PrincipalRateThrottle, "THROTTLE_RATES", {"api_client": "3/min"})
+    monkeypatch.setattr(PrincipalRateThrottle, "timer", lambda self: clock[0])
+    api = make_api(ukraine)
+    assert [api.get("/api/v1/parties/").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert api.get("/api/v1/parties/")["Retry-After"] == "30"  # refused requests are not counted
+    clock[0] = 185.0  # the previous window's 3 still weigh 55/60: 2.75
+    assert [api.get("/api/v1/parties/").status_code for _ in range(2)] == [200, 429]
+    assert api.get("/api/v1/parties/")["Retry-After"] == "15"  # at 200 s: 1 + 3 x 40/60 < 3
+    clock[0] = 200.5
+    assert api.get("/api/v1/parties/").status_code == 200
+
+
 def test_the_admin_login_locks_a_username_after_repeated_failures(client, staff_user, django_user_model):
     login = reverse("admin:login")
     for _ in range(5):
@@ -53,3 +74,26 @@ def test_production_refuses_to_start_without_a_real_secret_key(key):
     env = {} if key is None else {"DJANGO_SECRET_KEY": key}
     result = _manage("check", **env)
     assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_the_rate_limit_counts_in_redis_when_the_cache_is_redis(ukraine, make_api, settings, monkeypatch):
+    """Production's cache (CACHE_URL=redis://): counters shared by every worker, INCR'd."""
+    from django.core.cache import caches
+
+    from exchanges.api.throttling import PrincipalRateThrottle
+    from tests.services import require_redis
+
+    require_redis()
+    location = settings.CELERY_BROKER_URL.rsplit("/", 1)[0] + "/14"
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location}}
+    monkeypatch.setattr(PrincipalRateThrottle, "cache", caches["default"])
+    monkeypatch.setattr(PrincipalRateThrottle, "THROTTLE_RATES", {"api_client": "3/min"})
+    caches["default"].clear()
+    api = make_api(ukraine)
+    assert [api.get("/api/v1/parties/").status_code for _ in range(4)] == [200, 200, 200, 429]
+    import redis
+
+    keys = redis.Redis.from_url(location).keys("*throttle_api_client_client*")
+    assert len(keys) == 1 and int(redis.Redis.from_url(location).get(keys[0])) == 3
+    assert 0 < redis.Redis.from_url(location).ttl(keys[0]) <= 121
+    caches["default"].clear()
