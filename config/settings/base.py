@@ -64,6 +64,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The language: the switcher's choice (cookie), else the browser's Accept-Language.
     "django.middleware.locale.LocaleMiddleware",
+    # An API client's plain GETs of negotiations answered without DRF (exchanges/api/fast_reads.py).
+    "exchanges.api.fast_reads.FastReadMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -99,6 +101,16 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with a health check that needs no round trip (config/db/base.py).
+        DATABASES["default"]["ENGINE"] = "config.db"
+        # Statements run through its prepared_cursor() (the API's hottest reads) are
+        # prepared after this many runs on a connection; the ORM binds on the client and is
+        # never prepared. "off" behind a pooler that cannot keep prepared statements.
+        threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+            None if threshold.lower() == "off" else int(threshold)
+        )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -151,6 +163,9 @@ except OSError:
 # Request bodies: partner payloads are small; refuse anything larger (413).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRACKER_MAX_BODY_BYTES", 1024 * 1024)
 # Files uploaded in the admin (the figures CSV import, itself capped at 2 MiB of CSV).
+# Answer an API client's plain GETs of the negotiations list and detail without DRF
+# (the same answers, pinned by tests/api/test_fast_reads.py); false sends them to the views.
+TRACKER_FAST_READS = env_bool("TRACKER_FAST_READS", True)
 TRACKER_MAX_UPLOAD_BYTES = env_int("TRACKER_MAX_UPLOAD_BYTES", 4 * 1024 * 1024)
 
 REST_FRAMEWORK = {

@@ -17,7 +17,11 @@ class PreconditionFailed(APIException):
 
 
 def etag_for(instance):
-    version = f"{instance._meta.label_lower}:{instance.pk}:{instance.updated_at.isoformat()}"
+    return etag(instance._meta.label_lower, instance.pk, instance.updated_at)
+
+
+def etag(label, pk, updated_at):
+    version = f"{label}:{pk}:{updated_at.isoformat()}"
     return '"' + hashlib.sha256(version.encode()).hexdigest()[:32] + '"'
 
 
@@ -35,5 +39,9 @@ def check_if_match(request, instance):
 
 
 def not_modified(request, instance):
-    header = request.headers.get("If-None-Match")
-    return header is not None and ("*" in _tags(header) or etag_for(instance) in _tags(header))
+    return matches_none(request.headers.get("If-None-Match"), etag_for(instance))
+
+
+def matches_none(header, tag):
+    """Whether an `If-None-Match` header names this ETag (so the answer is 304)."""
+    return header is not None and ("*" in _tags(header) or tag in _tags(header))
