@@ -129,8 +129,11 @@ def scan_stalls(*, now=None, full=False):
     now = now or timezone.now()
     _lock_scan()
     rules = stall_rules()
-    scope = None if full else _incremental_scope(now, rules)
+    last = ScanRun.objects.order_by("-as_of", "-id").first()
+    written = None if full or last is None else _written_since(last, now)
+    scope = None if written is None else _incremental_scope(now, rules, last, written)
     summary = _scan(now=now, rules=rules, scope=scope)
+    summary["open"] = _open_count(scope, summary, last, written)
     if summary["raised"] + summary["resolved"] >= ANALYZE_AFTER and connection.vendor == "postgresql":
         # Thousands of flags appeared or closed at once (a first scan over an existing record):
         # refresh the planner's statistics now rather than when autovacuum gets round to it,
@@ -156,10 +159,9 @@ SCAN_OVERLAP = timedelta(minutes=10)
 INCREMENTAL_LIMIT = 20_000
 
 
-def _incremental_scope(now, rules):
+def _incremental_scope(now, rules, last, written):
     """The ids of the negotiations an incremental scan must look at, or None for a full scan."""
-    last = ScanRun.objects.order_by("-as_of", "-id").first()
-    if last is None or now <= last.as_of:
+    if now <= last.as_of:
         return None
     if not ScanRun.objects.filter(full=True, as_of__gt=now - timedelta(seconds=settings.TRACKER_FULL_SCAN_SECONDS)).exists():
         return None
@@ -173,14 +175,6 @@ def _incremental_scope(now, rules):
             next_step_due__gt=last.as_of.date() - timedelta(days=days), next_step_due__lte=now.date() - timedelta(days=days)
         )
     since = last.as_of - SCAN_OVERLAP
-    # Written since. The scans' own writes carry exactly their "now" and are not news: index
-    # ranges between those instants skip them (a full scan may have stamped 200,000 rows).
-    stamps = sorted(ScanRun.objects.filter(as_of__gt=since).values_list("as_of", flat=True))
-    written, lower = Q(), since
-    for stamp in stamps:
-        written |= Q(updated_at__gt=lower, updated_at__lt=stamp)
-        lower = stamp
-    written |= Q(updated_at__gt=lower)
     sources = [
         _open_negotiations().filter(crossed).order_by().values_list("pk", flat=True),
         Negotiation.objects.filter(written).order_by().values_list("pk", flat=True),
@@ -194,11 +188,23 @@ def _incremental_scope(now, rules):
     return sorted(scope)
 
 
+def _written_since(last, now):
+    """A Q of rows written since the last run (and SCAN_OVERLAP before it), for negotiations
+    and flags alike. The scans' own writes carry exactly their "now" and are not news:
+    index ranges between those instants skip them (a full scan may have stamped 200,000 rows)."""
+    since = last.as_of - SCAN_OVERLAP
+    stamps = sorted({*ScanRun.objects.filter(as_of__gt=since).values_list("as_of", flat=True), now})
+    written, lower = Q(), since
+    for stamp in stamps:
+        written |= Q(updated_at__gt=lower, updated_at__lt=stamp)
+        lower = stamp
+    return written | Q(updated_at__gt=lower)
+
+
 def _scan(*, now, rules, scope):
     """The scan over every negotiation (`scope` None) or over the negotiations in `scope`."""
     summary = {"raised": 0, "escalated": 0, "deescalated": 0, "resolved": 0}
     if scope is not None and not scope:
-        summary["open"] = Flag.objects.filter(resolved_at__isnull=True).count()
         return summary
     for kind in FlagKind:
         overdue_q, very_q = _conditions(kind, rules, now, few=scope is not None)
@@ -219,8 +225,19 @@ def _scan(*, now, rules, scope):
         summary["raised"] += _raise(new, kind=kind, very_q=very_q, now=now)
     _sync_stalled(now, scope)
     _after_flag_changes(now=now, negotiation_ids=scope)
-    summary["open"] = Flag.objects.filter(resolved_at__isnull=True).count()
     return summary
+
+
+def _open_count(scope, summary, last, written):
+    """How many flags are open after this scan. A full scan counts them. An incremental
+    scan carries the last run's count forward by what it raised and resolved, unless a
+    flag was written outside the scans since (a write-time resolution, an
+    acknowledgement, staff in the admin): then it counts too. Counting 200,000 open flags
+    was 35-50 ms of a 40-65 ms scan with nothing to do at a million negotiations."""
+    counted = Flag.objects.filter(resolved_at__isnull=True)
+    if scope is None or not isinstance(last.summary.get("open"), int) or Flag.objects.filter(written).exists():
+        return counted.count()
+    return last.summary["open"] + summary["raised"] - summary["resolved"]
 
 
 def _raise(new, *, kind, very_q, now):

@@ -216,6 +216,29 @@ def test_an_incremental_scan_with_nothing_to_do_reads_a_handful_of_statements(dj
     assert summary == {"raised": 0, "escalated": 0, "deescalated": 0, "resolved": 0, "open": 30}
 
 
+def test_the_open_count_stays_exact_without_counting_when_only_scans_changed_flags():
+    """An incremental scan carries the last run's open count forward by what it changed;
+    a flag written outside the scans since (activity, staff) makes it count again."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    quiet = [silent(days, priority="high") for days in (20, 40, 45)]
+    assert scan_stalls()["open"] == 3
+    yesterday = timezone.localdate() - timedelta(days=1)
+    due = NegotiationFactory(opened_on=yesterday, next_step_due=yesterday)  # written since: in scope
+    with CaptureQueriesContext(connection) as queries:
+        summary = scan_stalls()
+    assert summary["raised"] == 1 and summary["open"] == 4 == len(open_flags())
+    assert ScanRun.objects.order_by("-as_of").first().full is False
+    assert not any("COUNT(" in query["sql"] for query in queries.captured_queries)
+    record.event_create(negotiation=quiet[1], actor=None, kind="meeting", occurred_at=timezone.now(), summary="talks resumed")
+    assert scan_stalls()["open"] == 3 == len(open_flags())  # resolved when the event was recorded
+    Flag.objects.filter(negotiation=due).update(resolved_at=timezone.now(), resolution="activity", updated_at=timezone.now())
+    with CaptureQueriesContext(connection) as queries:
+        assert scan_stalls()["open"] == 2 == len(open_flags())
+    assert any("COUNT(" in query["sql"] for query in queries.captured_queries)
+
+
 def test_every_flag_change_of_a_scan_is_in_the_audit_trail_as_the_flag_itself_reads():
     from exchanges import audit
     from exchanges.models import AuditEntry
