@@ -191,7 +191,18 @@ def wrk(url, token=None):
     }
 
 
+def port_taken(port):
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def serve(size):
+    """gunicorn for the tracker and for the floor; refuses to measure a server it did not start."""
+    taken = [port for port in (APP_PORT, FLOOR_PORT) if port_taken(port)]
+    if taken:
+        sys.exit(f"bench: port(s) {taken} already in use (a server left running?); stop it and run again")
     common = ["-w", "2", "--worker-class", "sync", "--log-level", "warning"]
     app = subprocess.Popen([str(BIN / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{APP_PORT}", *common], cwd=ROOT, env=app_env(size, DATABASE_CONN_MAX_AGE="600"))
     floor = subprocess.Popen(
@@ -207,6 +218,8 @@ def serve(size):
             break
         except OSError:
             time.sleep(0.2)
+    if app.poll() is not None or floor.poll() is not None:
+        sys.exit("bench: gunicorn did not start (see its messages above)")
     return app, floor
 
 
@@ -262,9 +275,16 @@ def django_queries(size):
 
 
 def reset_flags(cursor):
+    """Back to the dataset as loaded, as a first deployment would find it: no flags, no
+    scan run, nothing stamped by an earlier scan (the loader writes updated_at equal to
+    last_activity_at), and no dead row versions left behind by the earlier scans."""
     cursor.execute("TRUNCATE tracker_flag CASCADE")
     cursor.execute("TRUNCATE tracker_scanrun")
-    cursor.execute("UPDATE exchanges_negotiation SET stalled = false, stalled_since = NULL WHERE stalled")
+    cursor.execute(
+        "UPDATE exchanges_negotiation SET stalled = false, stalled_since = NULL, updated_at = last_activity_at "
+        "WHERE stalled OR updated_at <> last_activity_at"
+    )
+    cursor.execute("VACUUM ANALYZE exchanges_negotiation")
 
 
 def django_scan(size):

@@ -61,11 +61,11 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "exchanges.api.middleware.RequestContextMiddleware",
     "exchanges.api.middleware.BodySizeLimitMiddleware",
+    # An API client's plain GETs of negotiations answered without DRF (exchanges/api/fast_reads.py).
+    "exchanges.api.fast_reads.FastReadMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The language: the switcher's choice (cookie), else the browser's Accept-Language.
     "django.middleware.locale.LocaleMiddleware",
-    # An API client's plain GETs of negotiations answered without DRF (exchanges/api/fast_reads.py).
-    "exchanges.api.fast_reads.FastReadMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

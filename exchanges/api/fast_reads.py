@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.db import connection
 from django.http import HttpResponse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 
@@ -183,8 +183,10 @@ class Statement:
 
 
 class FastReadMiddleware:
-    """Placed after LocaleMiddleware: what it answers still passes back through the
-    session, locale, request-id and security middleware like any other response."""
+    """Placed after the request-id middleware (the read log records the request) and
+    before the session and locale ones, whose only mark on these answers (the language
+    headers) it writes itself; what it answers passes back through the request-id and
+    security middleware like any other response."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -251,7 +253,7 @@ class FastReadMiddleware:
         data = paginator.get_paginated_response([negotiation_representation(row) for row in rows]).data
         if rows:
             audit.log_reads(client, rows)
-        return self.respond(orjson.dumps(data), LIST_ALLOW)
+        return self.respond(request, orjson.dumps(data), LIST_ALLOW)
 
     def detail(self, request, statement, pk):
         rows = statement.narrowed("exchanges_negotiation.id = %s", pk, column="id").run(1)
@@ -264,10 +266,10 @@ class FastReadMiddleware:
         tag = etag(LABEL, row.id, datetime.fromisoformat(row.updated_at))
         audit.log_reads(client, rows)
         if matches_none(request.META.get("HTTP_IF_NONE_MATCH"), tag):
-            response = self.respond(b"", DETAIL_ALLOW, status=304)
+            response = self.respond(request, b"", DETAIL_ALLOW, status=304)
             del response["Content-Type"]
         else:
-            response = self.respond(orjson.dumps(negotiation_representation(row)), DETAIL_ALLOW)
+            response = self.respond(request, orjson.dumps(negotiation_representation(row)), DETAIL_ALLOW)
         response["ETag"] = tag
         return response
 
@@ -293,10 +295,11 @@ class FastReadMiddleware:
         return client
 
     @staticmethod
-    def respond(body, allow, status=200):
+    def respond(request, body, allow, status=200):
         response = HttpResponse(body, content_type="application/json", status=status)
         response["Allow"] = allow
-        response["Vary"] = "Accept"
+        response["Vary"] = "Accept, Accept-Language"  # DRF's, then LocaleMiddleware's
+        response["Content-Language"] = translation.get_language_from_request(request)
         response["X-Frame-Options"] = "DENY"
         response["Content-Length"] = str(len(body))
         return response
