@@ -15,6 +15,7 @@ negotiation, a throttled client, HEAD, an `Accept` other than JSON, staff sessio
 SQLite. `TRACKER_FAST_READS=false` turns it off. `tests/api/test_fast_reads.py` pins its
 answers (status, body and headers) equal to the view's.
 """
+import re
 import uuid
 from datetime import datetime
 
@@ -39,8 +40,12 @@ from .preconditions import etag, matches_none
 from .serializers import negotiation_representation
 
 PREFIX = "/api/v1/negotiations"
+#: The routes answered here: the list and a detail by UUID, trailing slash optional (as in urls.py).
+ROUTE = re.compile(r"/api/v1/negotiations(?:/(?P<pk>[0-9a-fA-F-]{36}))?/?\Z")
 #: The list's query parameters answered here; any other sends the request to the view.
 LIST_PARAMETERS = frozenset({"page_size", "cursor", "ordering", "updated_since", "stalled"})
+#: Accept headers for which DRF's content negotiation certainly picks plain JSON; any
+#: other (the browsable API, `; indent=4`, a list of types) goes to the view.
 JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
 #: Headers DRF and the later middleware add to these answers (pinned by the tests).
 LIST_ALLOW, DETAIL_ALLOW = "GET, POST, HEAD, OPTIONS", "GET, PUT, PATCH, HEAD, OPTIONS"
@@ -206,7 +211,9 @@ class FastReadMiddleware:
         return settings.TRACKER_FAST_READS and hasattr(connection, "prepared_cursor")
 
     def answer(self, request):
-        rest = request.path_info[len(PREFIX) :].strip("/")
+        route = ROUTE.match(request.path_info)
+        if route is None:
+            return None
         header = request.META.get("HTTP_AUTHORIZATION", "").split()
         if len(header) != 2 or header[0].lower() != "bearer" or request.META.get("HTTP_ACCEPT", "") not in JSON_ACCEPTS:
             return None
@@ -215,12 +222,12 @@ class FastReadMiddleware:
         except DisallowedHost:
             return None
         statement = Statement(hash_token(header[1]))
-        if not rest:
+        if route["pk"] is None:
             return self.list(request, statement)
-        if "/" in rest or request.GET:
+        if request.GET:
             return None
         try:
-            pk = uuid.UUID(rest)
+            pk = uuid.UUID(route["pk"])
         except ValueError:
             return None
         return self.detail(request, statement, pk)
