@@ -278,7 +278,11 @@ def _raise(new, *, kind, very_q, now):
         for pk, last_activity_at, due in new.values_list("pk", "last_activity_at", "next_step_due")
     ]
     Flag.objects.bulk_create(rows, ignore_conflicts=True)
-    return Flag.objects.filter(kind=kind, raised_at=now).count() if rows else 0
+    if not rows:
+        return 0
+    # Stamped with the scan's "now", as the INSERT above does (auto_now wrote the clock's):
+    # the next incremental scan tells the scans' writes from others' by that stamp.
+    return Flag.objects.filter(kind=kind, raised_at=now).update(created_at=now, updated_at=now)
 
 
 def resolve_flags_for(negotiation, *, now=None):
