@@ -22,6 +22,7 @@ from datetime import datetime
 import orjson
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 from django.http import HttpResponse
 from django.utils import timezone, translation
@@ -38,6 +39,7 @@ from .authentication import LAST_USED_RESOLUTION
 from .pagination import CursorPagination
 from .preconditions import etag, matches_none
 from .serializers import negotiation_representation
+from .views import NegotiationViewSet
 
 PREFIX = "/api/v1/negotiations"
 #: The routes answered here: the list and a detail by UUID, trailing slash optional (as in urls.py).
@@ -223,7 +225,7 @@ class FastReadMiddleware:
             return None
         statement = Statement(hash_token(header[1]))
         if route["pk"] is None:
-            return self.list(request, statement)
+            return self.page(request, statement)
         if request.GET:
             return None
         try:
@@ -232,14 +234,14 @@ class FastReadMiddleware:
             return None
         return self.detail(request, statement, pk)
 
-    def list(self, request, statement):
+    def page(self, request, statement):
         query = request.GET
         if not set(query) <= LIST_PARAMETERS or any(len(query.getlist(key)) != 1 or not query[key] for key in query):
             return None
         if "updated_since" in query:
             try:
                 since = NegotiationFilter.base_filters["updated_since"].field.clean(query["updated_since"])
-            except Exception:  # noqa: BLE001 - any invalid value: the view's 400
+            except DjangoValidationError:  # the view's 400
                 return None
             statement = statement.narrowed("exchanges_negotiation.updated_at >= %s", since, column="updated_at")
         if "stalled" in query:
@@ -248,8 +250,6 @@ class FastReadMiddleware:
             condition = "exchanges_negotiation.stalled" if query["stalled"] == "true" else "NOT exchanges_negotiation.stalled"
             statement = statement.narrowed(condition)
         paginator = Paginator()
-        from .views import NegotiationViewSet
-
         try:
             rows = paginator.paginate_queryset(statement, _Request(request), NegotiationViewSet)
         except ValidationError:
@@ -293,8 +293,6 @@ class FastReadMiddleware:
         if found["last_used_at"] is None or found["last_used_at"] < now - LAST_USED_RESOLUTION:
             return None
         client = ApiClient(id=found["id"], name=found["name"], party_id=found["party_id"])
-        from .views import NegotiationViewSet
-
         request = _Principal(client)
         for throttle_class in NegotiationViewSet.throttle_classes:
             if not throttle_class().allow_request(request, None):
