@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("TRACKER_VAR_DIR", BASE_DIR / "var"))
@@ -107,10 +108,10 @@ if DATABASE_URL:
         # Statements run through its prepared_cursor() (the API's hottest reads) are
         # prepared after this many runs on a connection; the ORM binds on the client and is
         # never prepared. "off" behind a pooler that cannot keep prepared statements.
-        threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
-        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-            None if threshold.lower() == "off" else int(threshold)
-        )
+        threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
+        if threshold != "off" and not threshold.isdigit():
+            raise ImproperlyConfigured(f"DATABASE_PREPARE_THRESHOLD must be a whole number or 'off', not {threshold!r}.")
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None if threshold == "off" else int(threshold)
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -48,7 +48,7 @@ ROUTE = re.compile(r"/api/v1/negotiations(?:/(?P<pk>[0-9a-fA-F-]{36}))?/?\Z")
 LIST_PARAMETERS = frozenset({"page_size", "cursor", "ordering", "updated_since", "stalled"})
 #: Accept headers for which DRF's content negotiation certainly picks plain JSON; any
 #: other (the browsable API, `; indent=4`, a list of types) goes to the view.
-JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
+JSON_ACCEPTS = frozenset({"", "*/*", "application/json", "application/json, text/plain, */*"})  # the last: axios
 #: Headers DRF and the later middleware add to these answers (pinned by the tests).
 LIST_ALLOW, DETAIL_ALLOW = "GET, POST, HEAD, OPTIONS", "GET, PUT, PATCH, HEAD, OPTIONS"
 ORDER_COLUMNS = {"created_at", "updated_at", "id"}

@@ -178,6 +178,10 @@ def test_a_visible_negotiation_and_its_304_are_the_views_answers(record, api, se
     fast, view = both(api, url.rstrip("/"), settings, HTTP_ACCEPT="application/json")
     assert fast.answered_fast
     assert_same(fast, view)
+    for accept in ("*/*", "application/json, text/plain, */*"):  # requests', axios's
+        fast, view = both(api, url, settings, HTTP_ACCEPT=accept)
+        assert fast.answered_fast
+        assert_same(fast, view)
     for language in ("uk", "fr-FR,fr;q=0.9,en;q=0.5", "de", "en-GB"):  # the language headers
         fast, view = both(api, url, settings, HTTP_ACCEPT_LANGUAGE=language)
         assert fast.answered_fast

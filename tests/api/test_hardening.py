@@ -97,3 +97,12 @@ def test_the_rate_limit_counts_in_redis_when_the_cache_is_redis(ukraine, make_ap
     assert len(keys) == 1 and int(redis.Redis.from_url(location).get(keys[0])) == 3
     assert 0 < redis.Redis.from_url(location).ttl(keys[0]) <= 121
     caches["default"].clear()
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "5.5"])
+def test_a_bad_prepare_threshold_is_refused_by_name(value):
+    result = _manage(
+        "check", DJANGO_SECRET_KEY=secrets.token_urlsafe(60), DATABASE_URL="postgres://u@127.0.0.1:5432/x",
+        DATABASE_PREPARE_THRESHOLD=value,
+    )
+    assert result.returncode != 0 and "DATABASE_PREPARE_THRESHOLD must be a whole number or 'off'" in result.stderr
