@@ -16,7 +16,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import audit, signals
+from . import audit, selectors, signals
 from .choices import NegotiationStatus, Visibility, allowed_transitions
 from .models import (
     ApiClient,
@@ -296,6 +296,12 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, **
         _replace_participants(negotiation, participants)
     if groups is not None:
         _replace_groups(negotiation, groups)
+    if isinstance(actor, ApiClient) and not selectors.negotiation_can_see(actor, negotiation):
+        # The change would hide the negotiation from the client making it (its party no
+        # longer taking part in a participants-only one): refused, nothing written.
+        raise ValidationError(
+            {"participants": [_("After this change your party could no longer see the negotiation: keep it among the participants.")]}
+        )
     audit.record(
         actor=actor,
         action=AuditEntry.Action.UPDATE,

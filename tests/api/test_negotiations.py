@@ -241,3 +241,18 @@ def test_the_trailing_slash_is_optional_on_every_route(ukraine, make_api):
     assert api.get("/api/v1/parties").status_code == 200
     assert api.get("/api/v1/flags").status_code == 200
     assert api.get("/api/v1/webhooks").status_code == 200
+
+
+def test_a_client_cannot_hide_a_negotiation_from_itself_and_nothing_is_written(ukraine, russia, icrc, make_api, confidential):
+    """Found by the fuzzer: removing one's own party from a participants-only negotiation
+    committed the change, then answered 500 (the client could no longer read it back)."""
+    api = make_api(icrc)
+    url = f"/api/v1/negotiations/{confidential.pk}/"
+    before = api.get(url).json()
+    refused = api.patch(url, {"participants": [{"party": str(ukraine.pk), "role": "side"}]}, format="json")
+    assert refused.status_code == 400 and "participants" in refused.json()
+    assert api.get(url).json() == before
+    also = api.patch(url, {"participants": [], "title": "renamed"}, format="json")
+    assert also.status_code == 400 and api.get(url).json()["title"] == before["title"]
+    kept = api.patch(url, {"participants": [{"party": str(icrc.pk), "role": "facilitator"}, {"party": str(russia.pk), "role": "side"}]}, format="json")
+    assert kept.status_code == 200 and {p["party"] for p in kept.json()["participants"]} == {str(icrc.pk), str(russia.pk)}
