@@ -164,10 +164,10 @@ except OSError:
 # Request bodies: partner payloads are small; refuse anything larger (413).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRACKER_MAX_BODY_BYTES", 1024 * 1024)
 # Files uploaded in the admin (the figures CSV import, itself capped at 2 MiB of CSV).
+TRACKER_MAX_UPLOAD_BYTES = env_int("TRACKER_MAX_UPLOAD_BYTES", 4 * 1024 * 1024)
 # Answer an API client's plain GETs of the negotiations list and detail without DRF
 # (the same answers, pinned by tests/api/test_fast_reads.py); false sends them to the views.
 TRACKER_FAST_READS = env_bool("TRACKER_FAST_READS", True)
-TRACKER_MAX_UPLOAD_BYTES = env_int("TRACKER_MAX_UPLOAD_BYTES", 4 * 1024 * 1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
