@@ -7,15 +7,16 @@ task (task signals); anything else is the system (a command, the shell).
 import contextvars
 import datetime
 import decimal
+import ipaddress
 import uuid
 from collections import OrderedDict
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from .models import ApiClient, AuditEntry
+from .models import AccessLogEntry, ApiClient, AuditEntry
 
-_context = contextvars.ContextVar("audit_context", default={"request_id": "", "channel": "system"})
+_context = contextvars.ContextVar("audit_context", default={"request_id": "", "channel": "system", "address": None})
 
 #: Never copied into the trail.
 SECRET_FIELDS = {"token_hash", "secret", "password"}
@@ -23,8 +24,15 @@ SECRET_FIELDS = {"token_hash", "secret", "password"}
 NOISE_FIELDS = {"updated_at", "created_at", "last_used_at", "leased_until"}
 
 
-def set_context(*, request_id, channel):
-    return _context.set({"request_id": request_id, "channel": channel})
+def set_context(*, request_id, channel, address=None):
+    return _context.set({"request_id": request_id, "channel": channel, "address": _address(address)})
+
+
+def _address(value):
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None
 
 
 def reset_context(token):
@@ -143,3 +151,30 @@ def log_reads(client, negotiations):
         # a BEGIN and a COMMIT round trip around it (two of a list request's five).
         fields = [field for field in AuditEntry._meta.concrete_fields if not field.primary_key]
         AuditEntry._base_manager._insert(entries, fields=fields)
+
+
+def log_staff_access(user, negotiations, *, channel):
+    """Write one access-log entry per `staff_only` negotiation a staff login read (an admin
+    page, an API read, an export that includes it): who, which, when, from where, how."""
+    from .choices import Visibility
+
+    if user is None or isinstance(user, ApiClient):
+        return
+    context = _context.get()
+    now = timezone.now()
+    entries = [
+        AccessLogEntry(
+            occurred_at=now,
+            user_id=user.pk,
+            user_label=user.get_username(),
+            negotiation_id=negotiation.pk,
+            negotiation_repr=str(negotiation)[:300],
+            address=context.get("address"),
+            channel=channel,
+            request_id=context["request_id"],
+        )
+        for negotiation in negotiations
+        if negotiation.visibility == Visibility.STAFF_ONLY
+    ]
+    if entries:
+        AccessLogEntry.objects.bulk_create(entries)

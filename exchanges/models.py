@@ -94,6 +94,15 @@ class DetaineeGroup(TimestampedModel):
     estimated_count = models.PositiveIntegerField(_("estimated count"), null=True, blank=True)
     seriously_wounded_count = models.PositiveIntegerField(_("seriously wounded"), null=True, blank=True)
     notes = models.TextField(_("notes"), blank=True)
+    recorded_by_party = models.ForeignKey(
+        Party,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by party"),
+        help_text=_("The party whose API client recorded it: only that party may change it."),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -161,6 +170,15 @@ class ReportedFigure(TimestampedModel):
         _("reliability"), max_length=16, choices=Reliability.choices, default=Reliability.UNVERIFIED
     )
     notes = models.TextField(_("notes"), blank=True)
+    recorded_by_party = models.ForeignKey(
+        Party,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by party"),
+        help_text=_("The party whose API client recorded it: only that party may change or withdraw it."),
+    )
 
     class Meta:
         ordering = ["reported_on", "created_at"]
@@ -183,6 +201,28 @@ class ReportedFigure(TimestampedModel):
         _refuse_future_date(errors, "reported_on", self.reported_on)
         if errors:
             raise ValidationError(errors)
+
+
+class Team(TimestampedModel):
+    """A group of staff who work on negotiations together.
+
+    A `staff_only` negotiation is seen only by the staff of its teams (and by holders of
+    `exchanges.see_all_staff_only`); teams are how need-to-know is granted to people.
+    """
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="tracker_teams", verbose_name=_("members")
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+
+    def __str__(self):
+        return self.name
 
 
 class ReferenceCounter(models.Model):
@@ -227,7 +267,7 @@ class Negotiation(TimestampedModel):
         blank=True,
         related_name="+",
         verbose_name=_("recorded by party"),
-        help_text=_("The party whose API client recorded it; that party keeps sight of it."),
+        help_text=_("The party whose API client recorded it. Recording gives no access: only taking part does."),
     )
     party_ids = models.JSONField(
         default=list,
@@ -245,11 +285,30 @@ class Negotiation(TimestampedModel):
     )
     parties = models.ManyToManyField(Party, through="Participant", related_name="negotiations", verbose_name=_("parties"))
     groups = models.ManyToManyField(DetaineeGroup, through="CoveredGroup", related_name="negotiations", verbose_name=_("detainee groups"))
+    teams = models.ManyToManyField(
+        Team,
+        blank=True,
+        related_name="negotiations",
+        verbose_name=_("teams"),
+        help_text=_("The staff teams that work on it; a staff-only negotiation is seen only by them."),
+    )
+    case_officer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="cases",
+        verbose_name=_("case officer"),
+    )
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("negotiation")
         verbose_name_plural = _("negotiations")
+        permissions = [
+            ("manage_access", _("Can change a negotiation's participants, visibility and teams")),
+            ("see_all_staff_only", _("Can see every staff-only negotiation")),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=NegotiationStatus.values), name="negotiation_status_valid"),
             models.CheckConstraint(condition=Q(priority__in=Priority.values), name="negotiation_priority_valid"),
@@ -399,6 +458,15 @@ class Event(TimestampedModel):
         "ApiClient", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
         verbose_name=_("recorded by (API client)"),
     )
+    recorded_by_party = models.ForeignKey(
+        Party,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by party"),
+        help_text=_("The party whose API client recorded it: only that party may change or delete it."),
+    )
 
     class Meta:
         ordering = ["occurred_at", "created_at"]
@@ -505,6 +573,52 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("The audit trail is append-only.")
+
+
+class AccessLogEntry(models.Model):
+    """One staff read of a `staff_only` negotiation: who, which, when, from where, how.
+
+    Append-only like the audit trail (model, queryset and, on PostgreSQL, a trigger).
+    """
+
+    class Channel(models.TextChoices):
+        PAGE = "page", _("Admin page")
+        API = "api", _("API")
+        EXPORT = "export", _("Export")
+
+    id = models.BigAutoField(primary_key=True)
+    occurred_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, db_constraint=False, null=True,
+        related_name="+", verbose_name=_("staff login"),
+    )
+    user_label = models.CharField(_("who"), max_length=150)
+    negotiation = models.ForeignKey(
+        Negotiation, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", verbose_name=_("negotiation"),
+    )
+    negotiation_repr = models.CharField(_("negotiation"), max_length=300)
+    address = models.GenericIPAddressField(_("address"), null=True, blank=True)
+    channel = models.CharField(_("how"), max_length=8, choices=Channel.choices)
+    request_id = models.CharField(_("request"), max_length=64, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        verbose_name = _("access log entry")
+        verbose_name_plural = _("access log")
+        indexes = [models.Index(fields=["negotiation", "-occurred_at"], name="access_log_negotiation")]
+
+    def __str__(self):
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.user_label} {self.negotiation_repr}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("The access log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The access log is append-only.")
 
 
 class IdempotencyKey(models.Model):

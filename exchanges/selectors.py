@@ -1,8 +1,5 @@
-"""Reads of the record, with the visibility rules of API.md applied in one place.
-
-A principal is a staff `User` (sees everything), an `ApiClient` (sees `all_partners`
-negotiations, and `participants` ones where its party takes part or that its party
-recorded), or anything else (sees nothing).
+"""Reads of the record for pages and lists. Who may see what is `exchanges.policy`'s
+answer; every read here starts from it.
 """
 from collections import defaultdict
 from datetime import date, timedelta
@@ -13,38 +10,9 @@ from django.db.models import Count, Exists, JSONField, Max, OuterRef, Prefetch, 
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncMonth
 
-from .choices import OPEN, NegotiationStatus, Visibility
-from .models import ApiClient, CoveredGroup, DetaineeGroup, Event, Negotiation, Participant, ReportedFigure, StatusChange
-
-
-def is_staff(principal):
-    return bool(getattr(principal, "is_staff", False)) and not isinstance(principal, ApiClient)
-
-
-def negotiation_visibility_q(principal, prefix=""):
-    """A Q over negotiations (through `prefix`, e.g. "negotiation__") the principal may see."""
-    if is_staff(principal):
-        return Q()
-    if not isinstance(principal, ApiClient):
-        return Q(pk__in=[])
-    if connection.vendor == "postgresql":
-        # A per-row check on the negotiation's own list of parties (jsonb @>): PostgreSQL
-        # would otherwise hash all of the party's participations before returning a page.
-        takes_part = Q(**{f"{prefix}party_ids__contains": [str(principal.party_id)]})
-    else:
-        takes_part = Exists(Participant.objects.filter(negotiation=OuterRef(f"{prefix}pk"), party=principal.party_id))
-    return Q(**{f"{prefix}visibility": Visibility.ALL_PARTNERS}) | (
-        Q(**{f"{prefix}visibility": Visibility.PARTICIPANTS})
-        & (takes_part | Q(**{f"{prefix}created_by_party": principal.party_id}))
-    )
-
-
-def negotiations_visible_to(principal):
-    return Negotiation.objects.filter(negotiation_visibility_q(principal))
-
-
-def negotiation_can_see(principal, negotiation):
-    return negotiations_visible_to(principal).filter(pk=negotiation.pk).exists()
+from . import policy
+from .choices import OPEN, NegotiationStatus
+from .models import CoveredGroup, DetaineeGroup, Event, Negotiation, Participant, ReportedFigure, StatusChange
 
 
 PARTICIPANTS_JSON = """SELECT coalesce(json_agg(json_build_object('party', p.party_id, 'role', p.role) ORDER BY p.id), '[]')::text
@@ -60,7 +28,9 @@ def negotiation_list(principal):
     On PostgreSQL the lists come back as JSON in the same query (one round trip per
     page); elsewhere two prefetches. Either way the count does not grow with the page.
     """
-    queryset = negotiations_visible_to(principal)
+    queryset = policy.negotiations_visible_to(principal)
+    if policy.is_staff(principal):
+        queryset = queryset.select_related("case_officer").prefetch_related("teams")
     if connection.vendor == "postgresql":
         return queryset.annotate(
             participants_json=RawSQL(PARTICIPANTS_JSON, [], output_field=JSONField()),

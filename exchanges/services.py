@@ -12,12 +12,12 @@ from datetime import datetime, time, timezone as dt_timezone
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, ProtectedError, RestrictedError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import audit, selectors, signals
-from .choices import NegotiationStatus, Visibility, allowed_transitions
+from . import audit, policy, signals
+from .choices import NegotiationStatus, ParticipantRole, Visibility, allowed_transitions
 from .models import (
     ApiClient,
     AuditEntry,
@@ -33,6 +33,10 @@ from .models import (
 )
 
 TOKEN_PREFIX = "trk_"
+
+
+class InUse(Exception):
+    """A record that others still refer to cannot be deleted (HTTP 409)."""
 
 
 class IllegalStatusChange(Exception):
@@ -57,6 +61,19 @@ def _recorded_by(actor):
 
 def _client_party(actor):
     return actor.party if isinstance(actor, ApiClient) else None
+
+
+def _delete(instance, *, actor, refers):
+    """Delete a record nothing refers to (`refers`: whether something else still does),
+    leaving its last state in the audit trail; 409 (`InUse`) otherwise."""
+    if refers:
+        raise InUse(_("%(what)s is still referred to by other records; it cannot be deleted.") % {"what": instance})
+    audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=instance, before=audit.snapshot(instance))
+    try:
+        with transaction.atomic():
+            instance.delete()
+    except (ProtectedError, RestrictedError):
+        raise InUse(_("%(what)s is still referred to by other records; it cannot be deleted.") % {"what": instance}) from None
 
 
 def _not_in_future(field, value, *, now=None):
@@ -110,12 +127,22 @@ PARTY_FIELDS = ("name", "short_name", "kind", "country")
 
 @transaction.atomic
 def party_create(*, actor, **fields):
+    policy.require(actor, "add", Party)
     return create_record(Party(), actor=actor, fields=fields, allowed=PARTY_FIELDS)
 
 
 @transaction.atomic
 def party_update(*, party, actor, **fields):
+    policy.require(actor, "change", party)
     return update_record(party, actor=actor, fields=fields, allowed=PARTY_FIELDS)
+
+
+@transaction.atomic
+def party_delete(*, party, actor):
+    """Only a party nothing refers to (no participation, group, figure, event, client)."""
+    policy.require(actor, "delete", party)
+    party = Party.objects.select_for_update().get(pk=party.pk)
+    _delete(party, actor=actor, refers=party.events.exists() or party.negotiations.exists())
 
 
 # Detainee groups and figures --------------------------------------------------------
@@ -135,15 +162,26 @@ GROUP_FIELDS = (
 
 @transaction.atomic
 def detainee_group_create(*, actor, **fields):
-    return create_record(DetaineeGroup(), actor=actor, fields=fields, allowed=GROUP_FIELDS)
+    policy.require(actor, "add", DetaineeGroup)
+    group = DetaineeGroup(recorded_by_party=_client_party(actor))
+    return create_record(group, actor=actor, fields=fields, allowed=GROUP_FIELDS)
 
 
 @transaction.atomic
 def detainee_group_update(*, group, actor, **fields):
+    policy.require(actor, "change", group)
     group = update_record(group, actor=actor, fields=fields, allowed=GROUP_FIELDS)
     for negotiation in Negotiation.objects.filter(covered_groups__group=group):
         signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return group
+
+
+@transaction.atomic
+def detainee_group_delete(*, group, actor):
+    """Only a group no negotiation covers and no figure describes (409 otherwise)."""
+    policy.require(actor, "delete", group)
+    group = DetaineeGroup.objects.select_for_update().get(pk=group.pk)
+    _delete(group, actor=actor, refers=group.coverage.exists() or group.figures.exists())
 
 
 FIGURE_FIELDS = ("metric", "value", "source_party", "source", "reported_on", "reliability", "notes")
@@ -153,7 +191,9 @@ FIGURE_MUTABLE_FIELDS = ("reliability", "notes")
 
 @transaction.atomic
 def figure_create(*, group, actor, **fields):
-    return create_record(ReportedFigure(group=group), actor=actor, fields=fields, allowed=FIGURE_FIELDS)
+    policy.require(actor, "add", ReportedFigure)
+    figure = ReportedFigure(group=group, recorded_by_party=_client_party(actor))
+    return create_record(figure, actor=actor, fields=fields, allowed=FIGURE_FIELDS)
 
 
 @transaction.atomic
@@ -164,7 +204,15 @@ def figures_import(*, rows, actor):
 
 @transaction.atomic
 def figure_update(*, figure, actor, **fields):
+    policy.require(actor, "change", figure)
     return update_record(figure, actor=actor, fields=fields, allowed=FIGURE_MUTABLE_FIELDS)
+
+
+@transaction.atomic
+def figure_delete(*, figure, actor):
+    """Withdraw a claim; its last state stays in the audit trail."""
+    policy.require(actor, "delete", figure)
+    _delete(ReportedFigure.objects.select_for_update().get(pk=figure.pk), actor=actor, refers=False)
 
 
 # Negotiations -----------------------------------------------------------------------
@@ -177,6 +225,7 @@ NEGOTIATION_FIELDS = (
     "opened_on",
     "next_step",
     "next_step_due",
+    "case_officer",
 )
 
 
@@ -210,6 +259,28 @@ def _refresh_last_activity(negotiation):
 def _check_negotiation(negotiation, *, actor):
     if isinstance(actor, ApiClient) and negotiation.visibility == Visibility.STAFF_ONLY:
         raise ValidationError({"visibility": [_("Only staff may make a negotiation staff-only.")]})
+    officer = negotiation.case_officer
+    if officer is not None and not (officer.is_active and officer.is_staff):
+        raise ValidationError({"case_officer": [_("The case officer must be an active staff login.")]})
+
+
+def _check_new_negotiation(*, actor, participants, visibility, teams):
+    """What a new negotiation must hold for its creator to keep working on it."""
+    if isinstance(actor, ApiClient):
+        own = [entry for entry in participants if entry["party"].pk == actor.party_id]
+        if not own or own[0]["role"] == ParticipantRole.OBSERVER:
+            raise ValidationError(
+                {"participants": [_("Your own party must take part, in a role other than observer.")]}
+            )
+    elif policy.is_staff(actor) and visibility == Visibility.STAFF_ONLY and not policy.sees_every_staff_only(actor):
+        if not {team.pk for team in teams} & policy.team_ids(actor):
+            raise ValidationError(
+                {"teams": [_("A staff-only negotiation needs one of your teams, or you could not see it.")]}
+            )
+
+
+def _replace_teams(negotiation, teams):
+    negotiation.teams.set(teams)
 
 
 def _replace_participants(negotiation, participants):
@@ -253,6 +324,7 @@ def _replace_groups(negotiation, groups):
 def _negotiation_snapshot(negotiation):
     return audit.snapshot(
         negotiation,
+        teams=sorted(negotiation.teams.values_list("name", flat=True)),
         participants=[
             [str(party), role] for party, role in negotiation.participants.order_by("id").values_list("party", "role")
         ],
@@ -266,16 +338,23 @@ def _negotiation_snapshot(negotiation):
 
 
 @transaction.atomic
-def negotiation_create(*, actor, participants=(), groups=(), **fields):
-    """Open a negotiation in `proposed`. Creating it is not a status change."""
+def negotiation_create(*, actor, participants=(), groups=(), teams=None, **fields):
+    """Open a negotiation in `proposed`. Creating it is not a status change.
+
+    A staff login's staff-only negotiation without teams goes to the login's teams."""
+    policy.require(actor, "add", Negotiation)
     negotiation = Negotiation(created_by_party=_client_party(actor))
     _apply(negotiation, fields, NEGOTIATION_FIELDS)
+    if teams is None:
+        teams = list(actor.tracker_teams.all()) if policy.is_staff(actor) else []
+    _check_new_negotiation(actor=actor, participants=participants, visibility=negotiation.visibility, teams=teams)
     _check_negotiation(negotiation, actor=actor)
     negotiation.reference = _next_reference(negotiation.opened_on.year)
     negotiation.last_activity_at = _opened_start(negotiation.opened_on)
     _save(negotiation)
     _replace_participants(negotiation, participants)
     _replace_groups(negotiation, groups)
+    _replace_teams(negotiation, teams)
     audit.record(
         actor=actor, action=AuditEntry.Action.CREATE, instance=negotiation, after=_negotiation_snapshot(negotiation)
     )
@@ -284,9 +363,18 @@ def negotiation_create(*, actor, participants=(), groups=(), **fields):
 
 
 @transaction.atomic
-def negotiation_update(*, negotiation, actor, participants=None, groups=None, **fields):
-    """Change a negotiation's own fields; `participants` and `groups`, when given, replace the lists."""
+def negotiation_update(*, negotiation, actor, participants=None, groups=None, teams=None, **fields):
+    """Change a negotiation's own fields; `participants`, `groups` and `teams`, when
+    given, replace the lists. Who may change what is `policy`'s answer: visibility,
+    teams and other parties' participation are staff decisions."""
     negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
+    policy.require(actor, "change", negotiation)
+    if "visibility" in fields and fields["visibility"] != negotiation.visibility:
+        policy.require(actor, "manage_access", negotiation)
+    if teams is not None and {team.pk for team in teams} != set(negotiation.teams.values_list("pk", flat=True)):
+        policy.require(actor, "manage_access", negotiation)
+    if participants is not None:
+        policy.require_participants_change(actor, negotiation, participants)
     before = _negotiation_snapshot(negotiation)
     _apply(negotiation, fields, NEGOTIATION_FIELDS)
     _check_negotiation(negotiation, actor=actor)
@@ -296,7 +384,9 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, **
         _replace_participants(negotiation, participants)
     if groups is not None:
         _replace_groups(negotiation, groups)
-    if isinstance(actor, ApiClient) and not selectors.negotiation_can_see(actor, negotiation):
+    if teams is not None:
+        _replace_teams(negotiation, teams)
+    if isinstance(actor, ApiClient) and not policy.may_see_negotiation(actor, negotiation):
         # The change would hide the negotiation from the client making it (its party no
         # longer taking part in a participants-only one): refused, nothing written.
         raise ValidationError(
@@ -321,6 +411,7 @@ def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None
     `from_status` is the previous one's `to_status`. `occurred_at` may be back-dated
     (a change learnt later) but not in the future, nor before the previous change.
     """
+    policy.require(actor, "add", StatusChange, negotiation=negotiation)
     _not_in_future("occurred_at", occurred_at)
     if to_status not in NegotiationStatus.values:
         raise ValidationError({"to_status": [_("“%(value)s” is not a status.") % {"value": to_status}]})
@@ -377,7 +468,8 @@ def _touch_after_event(negotiation):
 @transaction.atomic
 def event_create(*, negotiation, actor, parties=(), **fields):
     """Add an event to the timeline; it counts as activity at its real-world time."""
-    event = Event(negotiation=negotiation, **_recorded_by(actor))
+    policy.require(actor, "add", Event, negotiation=negotiation)
+    event = Event(negotiation=negotiation, recorded_by_party=_client_party(actor), **_recorded_by(actor))
     _apply(event, fields, EVENT_FIELDS)
     _not_in_future("occurred_at", event.occurred_at)
     _save(event)
@@ -394,6 +486,7 @@ def _event_snapshot(event):
 @transaction.atomic
 def event_update(*, event, actor, parties=None, **fields):
     event = Event.objects.select_for_update().get(pk=event.pk)
+    policy.require(actor, "change", event)
     before = _event_snapshot(event)
     _apply(event, fields, EVENT_FIELDS)
     _not_in_future("occurred_at", event.occurred_at)
@@ -407,6 +500,8 @@ def event_update(*, event, actor, parties=None, **fields):
 
 @transaction.atomic
 def event_delete(*, event, actor):
+    """Remove an event from the timeline; it stays in the audit trail."""
+    policy.require(actor, "delete", event)
     negotiation = event.negotiation
     audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=event, before=_event_snapshot(event))
     event.delete()
@@ -423,6 +518,7 @@ def hash_token(token):
 @transaction.atomic
 def api_client_create(*, name, party, read_only=False, expires_at=None, actor=None):
     """Create a client and return `(client, token)`. The token is not stored and cannot be shown again."""
+    policy.require(actor, "add", ApiClient)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     client = ApiClient(
         name=name,
@@ -442,11 +538,13 @@ CLIENT_FIELDS = ("name", "read_only", "expires_at")
 
 @transaction.atomic
 def api_client_update(*, client, actor, **fields):
+    policy.require(actor, "change", client)
     return update_record(client, actor=actor, fields=fields, allowed=CLIENT_FIELDS)
 
 
 @transaction.atomic
 def api_client_revoke(*, client, actor=None):
+    policy.require(actor, "change", client)
     client = ApiClient.objects.select_for_update().get(pk=client.pk)
     if client.revoked_at is None:
         before = audit.snapshot(client)

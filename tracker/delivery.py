@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from exchanges.selectors import negotiation_can_see
+from exchanges.policy import may_see_negotiation
 
 from .choices import DeliveryStatus
 from .models import DeliveryAttempt, EmailNotification, WebhookDelivery
@@ -130,7 +130,7 @@ def deliver(delivery_id, *, now=None):
         return delivery.status if delivery else None
     subscription = delivery.subscription
     client = subscription.client
-    if not subscription.active or not client.is_active or not negotiation_can_see(client, delivery.negotiation):
+    if not subscription.active or not client.is_active or not may_see_negotiation(client, delivery.negotiation):
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
             status=DeliveryStatus.CANCELLED, leased_until=None, last_error=_("The subscriber may no longer receive it."), updated_at=timezone.now()
         )

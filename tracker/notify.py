@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from exchanges.models import Negotiation
-from exchanges.selectors import negotiations_visible_to
+from exchanges.policy import negotiations_visible_to
 
 from .choices import WebhookEvent
 from .models import EmailNotification, WebhookDelivery, WebhookSubscription

@@ -17,7 +17,7 @@ from django.db.models import Case, CharField, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from exchanges import audit
+from exchanges import audit, policy
 from exchanges import services as record_services
 from exchanges.choices import FINAL, OPEN
 from exchanges.models import ApiClient, AuditEntry, CoveredGroup, Negotiation
@@ -407,6 +407,7 @@ def _audit(flags, *, now, context):
 def flag_acknowledge(*, flag, actor):
     """Record that someone has seen the flag; the first acknowledgement stands."""
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    policy.require(actor, "acknowledge", flag)
     if flag.acknowledged_at is None:
         before = audit.snapshot(flag)
         flag.acknowledged_at = timezone.now()
@@ -442,6 +443,7 @@ def _check_subscription(subscription):
 
 @transaction.atomic
 def webhook_subscription_create(*, client, actor, **fields):
+    policy.require(actor, "add", WebhookSubscription)
     fields = {name: value for name, value in fields.items() if value is not None}
     return record_services.create_record(
         WebhookSubscription(client=client), actor=actor, fields=fields, allowed=SUBSCRIPTION_FIELDS, check=_check_subscription
@@ -450,6 +452,8 @@ def webhook_subscription_create(*, client, actor, **fields):
 
 @transaction.atomic
 def webhook_subscription_update(*, subscription, actor, **fields):
+    policy.require(actor, "change", subscription)
+
     def check(subscription):
         if fields.get("active"):
             subscription.disabled_reason = ""
@@ -462,6 +466,7 @@ def webhook_subscription_update(*, subscription, actor, **fields):
 
 @transaction.atomic
 def webhook_subscription_delete(*, subscription, actor):
+    policy.require(actor, "delete", subscription)
     audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=subscription, before=audit.snapshot(subscription))
     subscription.delete()
 
@@ -469,6 +474,7 @@ def webhook_subscription_delete(*, subscription, actor):
 @transaction.atomic
 def stall_rule_update(*, rule, actor, overdue_days, very_overdue_days):
     """Change a stall rule; the next scan applies it."""
+    policy.require(actor, "change", rule)
     return record_services.update_record(
         rule,
         actor=actor,

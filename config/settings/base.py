@@ -174,7 +174,7 @@ REST_FRAMEWORK = {
         "exchanges.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["exchanges.api.permissions.IsStaffOrApiClient"],
+    "DEFAULT_PERMISSION_CLASSES": ["exchanges.api.permissions.PolicyPermission"],
     "DEFAULT_PAGINATION_CLASS": "exchanges.api.pagination.CursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

@@ -10,7 +10,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..services import IllegalStatusChange
+from ..policy import Refused
+from ..services import IllegalStatusChange, InUse
 
 
 def django_errors(exc):
@@ -27,6 +28,10 @@ def django_errors(exc):
 def exception_handler(exc, context):
     if isinstance(exc, IllegalStatusChange):
         return Response({"detail": str(exc), "allowed": exc.allowed}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, Refused):
+        return Response({"detail": exc.detail}, status=status.HTTP_403_FORBIDDEN)
+    if isinstance(exc, InUse):
+        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         exc = ValidationError(django_errors(exc))
     elif isinstance(exc, RequestDataTooBig):

@@ -15,6 +15,7 @@ negotiation, a throttled client, HEAD, an `Accept` other than JSON, staff sessio
 SQLite. `TRACKER_FAST_READS=false` turns it off. `tests/api/test_fast_reads.py` pins its
 answers (status, body and headers) equal to the view's.
 """
+import functools
 import re
 import uuid
 from datetime import datetime
@@ -24,13 +25,13 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
+from django.db.models.expressions import RawSQL
 from django.http import HttpResponse
 from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 
-from .. import audit
-from ..choices import Visibility
+from .. import audit, policy
 from ..filters import NegotiationFilter
 from ..models import ApiClient, Negotiation
 from ..selectors import GROUPS_JSON, PARTICIPANTS_JSON
@@ -81,19 +82,31 @@ def _column(name):
 
 
 # The client by its token digest, and beside it (LEFT JOIN LATERAL: one row with NULLs
-# when nothing matches) the negotiations it may see: selectors.negotiation_visibility_q.
+# when nothing matches) the negotiations it may see.
 STATEMENT = f"""SELECT {", ".join(f"c.{name}" for name in CLIENT_FIELDS)}, n.*
 FROM exchanges_apiclient c LEFT JOIN LATERAL (
     SELECT {", ".join(_column(name) for name in FIELDS)},
         ({PARTICIPANTS_JSON}) AS participants_json, ({GROUPS_JSON}) AS groups_json
     FROM exchanges_negotiation
-    WHERE (exchanges_negotiation.visibility = '{Visibility.ALL_PARTNERS}'
-        OR (exchanges_negotiation.visibility = '{Visibility.PARTICIPANTS}'
-            AND (exchanges_negotiation.party_ids @> jsonb_build_array(c.party_id::text)
-                 OR exchanges_negotiation.created_by_party_id = c.party_id))){{where}}
+    WHERE {{visibility}}{{where}}
     {{order}} LIMIT {{limit:d}} OFFSET {{offset:d}}
 ) n ON true
 WHERE c.token_hash = %s"""
+
+
+@functools.cache
+def visibility_sql():
+    """`policy.client_negotiation_q` compiled once, with the token's client's party
+    (`c.party_id`) in place of a value: the rule has one definition, and a change to it
+    changes this path too. Its values (the visibility choices) are written in as literals,
+    so the planner sees them as it did when this SQL was written by hand."""
+    query = Negotiation.objects.filter(policy.client_negotiation_q(RawSQL("c.party_id", ()))).query
+    compiler = query.get_compiler(connection=connection)
+    sql, params = query.where.as_sql(compiler, connection)
+    pieces = sql.split("%s")
+    if len(pieces) != len(params) + 1 or not all(re.fullmatch(r"[a-z_]+", str(value)) for value in params):
+        raise ValueError(f"Unexpected visibility SQL: {sql} {params}")
+    return "".join(piece + (f"'{params[index]}'" if index < len(params) else "") for index, piece in enumerate(pieces))
 
 
 class Row:
@@ -174,6 +187,7 @@ class Statement:
             if field.lstrip("-") in ORDER_COLUMNS
         )
         sql = STATEMENT.format(
+            visibility=visibility_sql(),
             where="".join(f" AND {condition}" for condition in self.where),
             order=f"ORDER BY {order}" if order else "",
             limit=int(limit),

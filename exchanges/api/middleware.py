@@ -46,7 +46,7 @@ class RequestContextMiddleware:
         given = request.headers.get("X-Request-ID", "")
         request_id = given if re.fullmatch(r"[A-Za-z0-9._-]{8,64}", given) else uuid.uuid4().hex
         channel = "api" if request.path.startswith("/api/") else "admin" if request.path.startswith("/admin/") else "web"
-        token = audit.set_context(request_id=request_id, channel=channel)
+        token = audit.set_context(request_id=request_id, channel=channel, address=request.META.get("REMOTE_ADDR"))
         try:
             response = self.get_response(request)
         finally:

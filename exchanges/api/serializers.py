@@ -2,10 +2,12 @@
 from datetime import timezone as dt_timezone
 
 import pycountry
+from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .. import policy
 from ..choices import NegotiationStatus, ParticipantRole, allowed_transitions
 from ..models import (
     MAX_COUNT,
@@ -18,6 +20,7 @@ from ..models import (
     Party,
     ReportedFigure,
     StatusChange,
+    Team,
 )
 from ..selectors import figures_summary
 
@@ -55,6 +58,23 @@ class StrictFieldsMixin:
 
 def uuid_related(queryset, **kwargs):
     return serializers.PrimaryKeyRelatedField(queryset=queryset, pk_field=serializers.UUIDField(), **kwargs)
+
+
+class VisibleGroupField(serializers.PrimaryKeyRelatedField):
+    """A detainee group the caller may see; any other id is "does not exist" (400)."""
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        if request is None:
+            return DetaineeGroup.objects.none()
+        return policy.groups_visible_to(request.user)
+
+
+def recorded_by_party_field():
+    return serializers.PrimaryKeyRelatedField(
+        read_only=True, pk_field=serializers.UUIDField(),
+        help_text="The party whose API client recorded it (null: staff); only that party may change it.",
+    )  # fmt: skip
 
 
 def count_field(**kwargs):
@@ -125,6 +145,7 @@ class DetaineeGroupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     seriously_wounded_count = count_field(required=False, allow_null=True)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=LONG_TEXT)
     figures_summary = serializers.SerializerMethodField()
+    recorded_by_party = recorded_by_party_field()
 
     class Meta:
         model = DetaineeGroup
@@ -140,6 +161,7 @@ class DetaineeGroupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "seriously_wounded_count",
             "notes",
             "figures_summary",
+            "recorded_by_party",
             "created_at",
             "updated_at",
         ]
@@ -169,6 +191,7 @@ class ReportedFigureSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     value = count_field()
     source_party = uuid_related(Party.objects.all(), required=False, allow_null=True)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=LONG_TEXT)
+    recorded_by_party = recorded_by_party_field()
 
     class Meta:
         model = ReportedFigure
@@ -182,6 +205,7 @@ class ReportedFigureSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "reported_on",
             "reliability",
             "notes",
+            "recorded_by_party",
             "created_at",
             "updated_at",
         ]
@@ -242,7 +266,7 @@ class ParticipantSerializer(WholeItemMixin, StrictFieldsMixin, serializers.Model
 
 
 class CoveredGroupSerializer(WholeItemMixin, StrictFieldsMixin, serializers.ModelSerializer):
-    group = uuid_related(DetaineeGroup.objects.all())
+    group = VisibleGroupField(pk_field=serializers.UUIDField())
     proposed_count = count_field(required=False, allow_null=True)
     released_count = count_field(required=False, allow_null=True)
 
@@ -303,6 +327,29 @@ class NegotiationSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
     def to_representation(self, negotiation):
         return negotiation_representation(negotiation)
+
+
+class StaffNegotiationSerializer(NegotiationSerializer):
+    """What staff see and send: a client's view of a negotiation, and its `teams` (names)
+    and `case_officer` (a staff username or null)."""
+
+    teams = serializers.SlugRelatedField(slug_field="name", queryset=Team.objects.all(), many=True, required=False)
+    case_officer = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=get_user_model().objects.filter(is_staff=True, is_active=True),
+        required=False,
+        allow_null=True,
+    )
+
+    class Meta(NegotiationSerializer.Meta):
+        fields = [*NegotiationSerializer.Meta.fields, "teams", "case_officer"]
+
+    def to_representation(self, negotiation):
+        return {
+            **negotiation_representation(negotiation),
+            "teams": sorted(team.name for team in negotiation.teams.all()),
+            "case_officer": negotiation.case_officer.get_username() if negotiation.case_officer_id else None,
+        }
 
 
 def negotiation_representation(negotiation):
@@ -403,6 +450,7 @@ class EventSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     summary = serializers.CharField(max_length=LONG_TEXT)
     parties = uuid_related(Party.objects.all(), many=True, required=False)
     recorded_by = RecordedByField()
+    recorded_by_party = recorded_by_party_field()
 
     class Meta:
         model = Event
@@ -415,6 +463,7 @@ class EventSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "parties",
             "source",
             "recorded_by",
+            "recorded_by_party",
             "created_at",
             "updated_at",
         ]

@@ -9,9 +9,9 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from .. import audit, selectors, services
+from .. import audit, policy, selectors, services
 from ..filters import DetaineeGroupFilter, EventFilter, NegotiationFilter, PartyFilter, ReportedFigureFilter
-from ..models import ApiClient, DetaineeGroup, Party, ReportedFigure
+from ..models import AccessLogEntry, ApiClient, DetaineeGroup, Event, Negotiation, Party, ReportedFigure, StatusChange
 from . import idempotency, serializers
 from .preconditions import check_if_match, etag_for, not_modified
 
@@ -19,15 +19,30 @@ from .preconditions import check_if_match, etag_for, not_modified
 class RecordViewSet(viewsets.GenericViewSet):
     """Create and update through the services; respond with the object as a list shows it.
 
-    Every detail response carries an ETag; writes honour `If-Match` (412 when stale) and
-    POSTs honour `Idempotency-Key`.
+    What the caller sees is `policy.restrict` of the view's records; before a write reads
+    its input, the caller is asked `policy.require` (403 with the reason, nothing written;
+    the services ask again). Every detail response carries an ETag; writes honour
+    `If-Match` (412 when stale) and POSTs honour `Idempotency-Key`.
     """
+
+    #: The kind of record the view serves: staff need its model permissions (permissions.py).
+    policy_model = None
+
+    def get_queryset(self):
+        return policy.restrict(super().get_queryset(), self.request.user)
 
     def create_object(self, data):  # pragma: no cover - every writable subclass overrides it
         raise NotImplementedError
 
     def update_object(self, instance, data):  # pragma: no cover
         raise NotImplementedError
+
+    def delete_object(self, instance):  # pragma: no cover
+        raise NotImplementedError
+
+    def require_create(self):
+        """Refuse (403) before reading the body when the caller may not add here."""
+        policy.require(self.request.user, "add", self.policy_model)
 
     def respond(self, instance, status_code=status.HTTP_200_OK):
         instance = self.get_queryset().get(pk=instance.pk)
@@ -67,6 +82,7 @@ class RecordViewSet(viewsets.GenericViewSet):
         return idempotency.run(self, request, lambda: self._create(request))
 
     def _create(self, request):
+        self.require_create()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         instance = self.create_object(serializer.validated_data)
@@ -75,6 +91,7 @@ class RecordViewSet(viewsets.GenericViewSet):
     def update(self, request, *args, partial=False, **kwargs):
         with transaction.atomic():
             instance = self.get_object_for_write()
+            policy.require(request.user, "change", instance)
             serializer = self.get_serializer(instance, data=request.data, partial=partial)
             serializer.is_valid(raise_exception=True)
             instance = self.update_object(instance, serializer.validated_data)
@@ -83,15 +100,22 @@ class RecordViewSet(viewsets.GenericViewSet):
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)
 
+    def destroy(self, request, *args, **kwargs):
+        with transaction.atomic():
+            instance = self.get_object_for_write()
+            policy.require(request.user, "delete", instance)
+            self.delete_object(instance)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class PartyViewSet(mixins.ListModelMixin, RecordViewSet):
     """Negotiating parties: governments, de-facto authorities, mediators, the UN, the ICRC."""
 
     queryset = Party.objects.all()
+    policy_model = Party
     serializer_class = serializers.PartySerializer
     filterset_class = PartyFilter
     cursor_ordering = ("name",)
-    http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
     def create_object(self, data):
         return services.party_create(actor=self.request.user, **data)
@@ -99,21 +123,27 @@ class PartyViewSet(mixins.ListModelMixin, RecordViewSet):
     def update_object(self, instance, data):
         return services.party_update(party=instance, actor=self.request.user, **data)
 
+    def delete_object(self, instance):
+        services.party_delete(party=instance, actor=self.request.user)
+
 
 class DetaineeGroupViewSet(mixins.ListModelMixin, RecordViewSet):
     """Detainee groups, with a summary of every figure claimed about them."""
 
     queryset = DetaineeGroup.objects.prefetch_related("figures")
+    policy_model = DetaineeGroup
     serializer_class = serializers.DetaineeGroupSerializer
     filterset_class = DetaineeGroupFilter
     cursor_ordering = ("-created_at", "-id")
-    http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
     def create_object(self, data):
         return services.detainee_group_create(actor=self.request.user, **data)
 
     def update_object(self, instance, data):
         return services.detainee_group_update(group=instance, actor=self.request.user, **data)
+
+    def delete_object(self, instance):
+        services.detainee_group_delete(group=instance, actor=self.request.user)
 
 
 GROUP_PK = OpenApiParameter("group_pk", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Detainee group id")
@@ -127,20 +157,23 @@ NEGOTIATION_PK = OpenApiParameter(
     create=extend_schema(parameters=[GROUP_PK]),
     retrieve=extend_schema(parameters=[GROUP_PK]),
     partial_update=extend_schema(parameters=[GROUP_PK], request=serializers.ReportedFigureUpdateSerializer),
+    destroy=extend_schema(parameters=[GROUP_PK]),
 )
 class ReportedFigureViewSet(mixins.ListModelMixin, RecordViewSet):
     """Figures reported about one group: claims with their source, never overwritten.
 
-    Only `reliability` and `notes` can change after a claim is recorded."""
+    Only `reliability` and `notes` can change after a claim is recorded; the party that
+    recorded a claim may withdraw it (DELETE; it stays in the audit trail)."""
 
+    policy_model = ReportedFigure
     serializer_class = serializers.ReportedFigureSerializer
     filterset_class = ReportedFigureFilter
     cursor_ordering = ("reported_on", "created_at")
-    http_method_names = ["get", "post", "patch", "head", "options"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_group(self):
         if not hasattr(self, "_group"):
-            self._group = get_object_or_404(DetaineeGroup, pk=self.kwargs["group_pk"])
+            self._group = get_object_or_404(policy.groups_visible_to(self.request.user), pk=self.kwargs["group_pk"])
         return self._group
 
     def get_queryset(self):
@@ -159,10 +192,14 @@ class ReportedFigureViewSet(mixins.ListModelMixin, RecordViewSet):
     def update_object(self, instance, data):
         return services.figure_update(figure=instance, actor=self.request.user, **data)
 
+    def delete_object(self, instance):
+        services.figure_delete(figure=instance, actor=self.request.user)
+
 
 class NegotiationViewSet(mixins.ListModelMixin, RecordViewSet):
     """Negotiations the caller may see. The status is changed through `status-changes/`."""
 
+    policy_model = Negotiation
     serializer_class = serializers.NegotiationSerializer
     filterset_class = NegotiationFilter
     cursor_ordering = ("-created_at", "-id")
@@ -172,16 +209,20 @@ class NegotiationViewSet(mixins.ListModelMixin, RecordViewSet):
     def get_queryset(self):
         return selectors.negotiation_list(self.request.user)
 
+    def get_serializer_class(self):
+        if policy.is_staff(self.request.user):
+            return serializers.StaffNegotiationSerializer
+        return serializers.NegotiationSerializer
+
     def paginate_queryset(self, queryset):
         page = super().paginate_queryset(queryset)
-        if isinstance(self.request.user, ApiClient) and page:
-            audit.log_reads(self.request.user, page)
+        if page:
+            log_reads(self.request.user, page)
         return page
 
     def get_object(self):
         negotiation = super().get_object()
-        if isinstance(self.request.user, ApiClient):
-            audit.log_reads(self.request.user, [negotiation])
+        log_reads(self.request.user, [negotiation])
         return negotiation
 
     @staticmethod
@@ -198,17 +239,33 @@ class NegotiationViewSet(mixins.ListModelMixin, RecordViewSet):
         return services.negotiation_update(negotiation=instance, actor=self.request.user, **self._lists(data))
 
 
+def log_reads(principal, negotiations):
+    """The read logs: an API client's reads of `participants` negotiations (audit trail),
+    a staff login's reads of `staff_only` ones (access log)."""
+    if isinstance(principal, ApiClient):
+        audit.log_reads(principal, negotiations)
+    else:
+        audit.log_staff_access(principal, negotiations, channel=AccessLogEntry.Channel.API)
+
+
 class NegotiationChildViewSet(RecordViewSet):
     """Rows that belong to one negotiation; a negotiation the caller may not see is a 404."""
 
     def get_negotiation(self):
         if not hasattr(self, "_negotiation"):
-            self._negotiation = get_object_or_404(
-                selectors.negotiations_visible_to(self.request.user), pk=self.kwargs["negotiation_pk"]
+            # Staff reach the rows of a negotiation with the rows' own view permission
+            # (permissions.py) and the negotiation's team scope.
+            negotiations = (
+                Negotiation.objects.filter(policy.staff_negotiation_scope_q(self.request.user))
+                if policy.is_staff(self.request.user)
+                else policy.negotiations_visible_to(self.request.user)
             )
-            if isinstance(self.request.user, ApiClient):
-                audit.log_reads(self.request.user, [self._negotiation])
+            self._negotiation = get_object_or_404(negotiations, pk=self.kwargs["negotiation_pk"])
+            log_reads(self.request.user, [self._negotiation])
         return self._negotiation
+
+    def require_create(self):
+        policy.require(self.request.user, "add", self.policy_model, negotiation=self.get_negotiation())
 
 
 @extend_schema_view(
@@ -219,6 +276,7 @@ class NegotiationChildViewSet(RecordViewSet):
 class StatusChangeViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
     """A negotiation's status history, oldest first. POST records a change (409 if illegal)."""
 
+    policy_model = StatusChange
     serializer_class = serializers.StatusChangeSerializer
     cursor_ordering = ("sequence",)
     http_method_names = ["get", "post", "head", "options"]
@@ -243,8 +301,10 @@ class StatusChangeViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
     destroy=extend_schema(parameters=[NEGOTIATION_PK]),
 )
 class EventViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
-    """A negotiation's timeline, oldest first."""
+    """A negotiation's timeline, oldest first. Only the party that recorded an event
+    changes or deletes it."""
 
+    policy_model = Event
     serializer_class = serializers.EventSerializer
     filterset_class = EventFilter
     cursor_ordering = ("occurred_at", "created_at")
@@ -260,10 +320,8 @@ class EventViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
     def update_object(self, instance, data):
         return services.event_update(event=instance, actor=self.request.user, **data)
 
-    def destroy(self, request, *args, **kwargs):
-        with transaction.atomic():
-            services.event_delete(event=self.get_object_for_write(), actor=request.user)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def delete_object(self, instance):
+        services.event_delete(event=instance, actor=self.request.user)
 
 
 @extend_schema(responses=serializers.ApiClientSerializer)

@@ -1,5 +1,4 @@
 """API views for flags and webhook subscriptions."""
-from django.db import transaction
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -7,11 +6,11 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from exchanges import policy
 from exchanges.api import idempotency
 from exchanges.api.preconditions import etag_for
 from exchanges.api.views import RecordViewSet
 from exchanges.models import ApiClient
-from exchanges.selectors import is_staff, negotiation_visibility_q
 
 from .. import services
 from ..filters import FlagFilter
@@ -22,22 +21,25 @@ from . import serializers
 class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """What the tracker raised about negotiations the caller may see."""
 
+    policy_model = Flag
+    policy_actions = {"acknowledge": "acknowledge"}
     serializer_class = serializers.FlagSerializer
     filterset_class = FlagFilter
     cursor_ordering = ("-created_at", "-id")
 
     def get_queryset(self):
-        return (
-            Flag.objects.filter(negotiation_visibility_q(self.request.user, prefix="negotiation__"))
-            .select_related("negotiation", "acknowledged_by_user", "acknowledged_by_client")
-        )
+        flags = Flag.objects.select_related("negotiation", "acknowledged_by_user", "acknowledged_by_client")
+        return policy.restrict(flags, self.request.user)
 
     @extend_schema(request=None, responses=serializers.FlagSerializer)
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None):
-        """Record that the flag has been seen (staff or a read-write client). Idempotent."""
+        """Record that the flag has been seen (staff with the permission, or a read-write
+        client whose party takes part other than as an observer). Idempotent."""
         def acknowledge():
-            flag = services.flag_acknowledge(flag=self.get_object(), actor=request.user)
+            flag = self.get_object()
+            policy.require(request.user, "acknowledge", flag)
+            flag = services.flag_acknowledge(flag=flag, actor=request.user)
             return Response(self.get_serializer(self.get_queryset().get(pk=flag.pk)).data)
 
         return idempotency.run(self, request, acknowledge)
@@ -46,16 +48,11 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 class WebhookSubscriptionViewSet(mixins.ListModelMixin, RecordViewSet):
     """The calling client's own webhook subscriptions."""
 
+    policy_model = WebhookSubscription
+    policy_actions = {"deliveries": "view"}
+    queryset = WebhookSubscription.objects.all()
     serializer_class = serializers.WebhookSubscriptionSerializer
     cursor_ordering = ("-created_at", "-id")
-
-    def get_queryset(self):
-        principal = self.request.user
-        if isinstance(principal, ApiClient):
-            return WebhookSubscription.objects.filter(client=principal)
-        if is_staff(principal):
-            return WebhookSubscription.objects.all()
-        return WebhookSubscription.objects.none()
 
     def create_object(self, data):
         if not isinstance(self.request.user, ApiClient):
@@ -76,16 +73,15 @@ class WebhookSubscriptionViewSet(mixins.ListModelMixin, RecordViewSet):
             return response
         return super().respond(instance, status_code)
 
-    def destroy(self, request, *args, **kwargs):
-        with transaction.atomic():
-            services.webhook_subscription_delete(subscription=self.get_object_for_write(), actor=request.user)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def delete_object(self, instance):
+        services.webhook_subscription_delete(subscription=instance, actor=self.request.user)
 
     @extend_schema(responses=serializers.WebhookDeliverySerializer(many=True))
     @action(detail=True, methods=["get"])
     def deliveries(self, request, pk=None):
-        """Recent deliveries to this subscription, newest first, with their outcome."""
+        """Recent deliveries to this subscription, newest first, with their outcome: only
+        those about negotiations the client may still see."""
         subscription = self.get_object()
-        queryset = WebhookDelivery.objects.filter(subscription=subscription)
+        queryset = policy.restrict(WebhookDelivery.objects.filter(subscription=subscription), request.user)
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(serializers.WebhookDeliverySerializer(page, many=True).data)

@@ -1,0 +1,83 @@
+"""The four staff roles as Django groups, and the permissions each one carries.
+
+Migrations call `sync_roles` (idempotent: a role gets exactly these permissions, other
+groups are left alone); `create_staff_login --role` puts a login in one. A role is a
+set of model permissions, so the admin and the API honour it the same way.
+"""
+from django.utils.translation import gettext_lazy as _
+
+VIEW = "view"
+
+#: What a Viewer reads: the record and the flags, not the trail, clients or outbox.
+RECORD = {
+    "exchanges": ["party", "detaineegroup", "reportedfigure", "negotiation", "participant", "coveredgroup",
+                  "statuschange", "event", "team"],
+    "tracker": ["flag", "stallrule"],
+}  # fmt: skip
+
+
+def _perms(app, actions, models):
+    return {f"{app}.{action}_{model}" for action in actions for model in models}
+
+
+VIEWER = {f"{app}.view_{model}" for app, models in RECORD.items() for model in models}
+
+EDITOR = VIEWER | {
+    "exchanges.add_negotiation",
+    "exchanges.change_negotiation",
+    "exchanges.add_statuschange",
+    "exchanges.add_coveredgroup",
+    "exchanges.change_coveredgroup",
+    "exchanges.delete_coveredgroup",
+    "tracker.change_flag",  # acknowledging a flag
+} | _perms("exchanges", ["add", "change"], ["event", "detaineegroup", "reportedfigure"])
+
+COORDINATOR = EDITOR | {
+    "exchanges.manage_access",  # participants, visibility and teams
+    "exchanges.view_auditentry",
+    "exchanges.view_apiclient",
+    "exchanges.add_apiclient",
+    "exchanges.change_apiclient",
+    "tracker.change_stallrule",
+    "tracker.view_webhookdelivery",
+    "tracker.change_webhookdelivery",  # redelivering
+    "tracker.view_emailnotification",
+    "tracker.view_scanrun",
+} | _perms("exchanges", ["add", "change", "delete"], ["participant", "party", "team"]) | _perms(
+    "exchanges", ["delete"], ["event", "detaineegroup", "reportedfigure"]
+) | _perms("tracker", ["view", "add", "change", "delete"], ["webhooksubscription"])
+
+AUDITOR = {"exchanges.view_auditentry", "exchanges.view_accesslogentry"}
+
+#: role key -> (group name, permissions). The group names are what the admin shows.
+ROLES = {
+    "viewer": ("Viewer", VIEWER),
+    "editor": ("Editor", EDITOR),
+    "coordinator": ("Coordinator", COORDINATOR),
+    "auditor": ("Auditor", AUDITOR),
+}
+ROLE_DESCRIPTIONS = {
+    "viewer": _("views records"),
+    "editor": _("Viewer, and records negotiations, status changes, events, groups, figures; acknowledges flags"),
+    "coordinator": _("Editor, and changes visibility and participants; manages parties, teams, API clients, "
+                     "webhooks and stall rules; deletes"),
+    "auditor": _("reads the audit trail and the access log, nothing else"),
+}  # fmt: skip
+
+
+def sync_roles(Group, Permission):
+    """Create or correct the four role groups; `Group` and `Permission` may be the
+    historical models of a migration. Returns {role key: group}."""
+    groups = {}
+    for key, (name, wanted) in ROLES.items():
+        group, _created = Group.objects.get_or_create(name=name)
+        permissions = []
+        for label in sorted(wanted):
+            app_label, codename = label.split(".")
+            permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if permission is None:
+                raise LookupError(f"Permission {label} does not exist; run the migrations of {app_label} first.")
+            permissions.append(permission)
+        group.permissions.set(permissions)
+        groups[key] = group
+    return groups
