@@ -4,6 +4,10 @@ The Azovstal negotiation is reconstructed from public reporting of May-June 2022
 demonstration; wording and some dates are simplified. The other negotiations are
 illustrative, dated relative to today so that one of them is always silent for over a
 month. Loading twice changes nothing: what exists (by name or title) is left alone.
+
+Staff work in teams ("desks"). The demo login (`ensure_staff_login`, printed by `make
+run`) is a Coordinator in DEMO_LOGIN_TEAMS only; one staff-only negotiation belongs to
+the Protection unit alone, so that login does not see it: need-to-know at work.
 """
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 
@@ -11,7 +15,25 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import services
-from .models import DetaineeGroup, Negotiation, Party
+from .models import DetaineeGroup, Negotiation, Party, Team
+
+EASTERN_EUROPE = "Eastern Europe desk"
+MIDDLE_EAST = "Middle East desk"
+PROTECTION = "Protection unit"
+
+TEAMS = [
+    {"name": EASTERN_EUROPE, "description": "Negotiations between Ukraine, Russia and the authorities they back."},
+    {"name": MIDDLE_EAST, "description": "Mediation through T\u00fcrkiye and the Gulf states."},
+    {
+        "name": PROTECTION,
+        "description": "The seriously wounded, medical personnel and civilians: their protection under the Geneva Conventions.",
+    },
+]
+
+#: The demo staff login (`ensure_staff_login`): a Coordinator in these teams, not in the
+#: Protection unit, so the Protection unit's staff-only negotiation stays hidden from it.
+DEMO_LOGIN_ROLE = "coordinator"
+DEMO_LOGIN_TEAMS = (EASTERN_EUROPE, MIDDLE_EAST)
 
 PARTIES = [
     {"name": "Government of Ukraine", "short_name": "UA", "kind": "state", "country": "UA"},
@@ -53,11 +75,27 @@ def _ensure_group(spec, figures):
     return group
 
 
-def _ensure_negotiation(spec, *, participants, groups, history):
-    """Create it once, then play its history (status changes and events) in time order."""
-    if Negotiation.objects.filter(title=spec["title"]).exists():
+def _ensure_teams():
+    for spec in TEAMS:
+        if not Team.objects.filter(name=spec["name"]).exists():
+            services.create_record(Team(), actor=None, fields=spec, allowed=("name", "description"))
+
+
+def _teams(names):
+    return list(Team.objects.filter(name__in=names).order_by("name"))
+
+
+def _ensure_negotiation(spec, *, teams, participants, groups, history):
+    """Create it once in its teams, then play its history (status changes and events) in
+    time order. One loaded before the demo had teams gets its teams, once."""
+    existing = Negotiation.objects.filter(title=spec["title"]).first()
+    if existing is not None:
+        if not existing.teams.exists():
+            services.negotiation_update(negotiation=existing, actor=None, teams=_teams(teams))
         return None
-    negotiation = services.negotiation_create(actor=None, participants=participants, groups=groups, **spec)
+    negotiation = services.negotiation_create(
+        actor=None, participants=participants, groups=groups, teams=_teams(teams), **spec
+    )
     for when, entry in sorted(history, key=lambda item: item[0]):
         if "to_status" in entry:
             services.negotiation_change_status(negotiation=negotiation, actor=None, occurred_at=when, **entry)
@@ -123,6 +161,7 @@ def azovstal():
             "opened_on": date(2022, 5, 6),
             "next_step": "",
         },
+        teams=[EASTERN_EUROPE, PROTECTION],
         participants=[
             {"party": ua, "role": "side"},
             {"party": ru, "role": "side"},
@@ -150,7 +189,7 @@ def azovstal():
 
 
 def illustrative():
-    """Three more negotiations, dated relative to today."""
+    """Four more negotiations, dated relative to today; two of them staff-only."""
     ua, ru, dpr, un, icrc, ae = (_party(code) for code in ("UA", "RU", "DPR", "UN", "ICRC", "AE"))
     today = timezone.localdate()
     civilians = _ensure_group(
@@ -198,6 +237,7 @@ def illustrative():
             "opened_on": today - timedelta(days=110),
             "next_step": "Mediator to circulate a revised list.",
         },
+        teams=[EASTERN_EUROPE, MIDDLE_EAST],
         participants=[
             {"party": ua, "role": "side"},
             {"party": ru, "role": "side"},
@@ -222,6 +262,7 @@ def illustrative():
             "next_step": "ICRC to confirm the identities on the exchanged lists.",
             "next_step_due": today - timedelta(days=3),
         },
+        teams=[EASTERN_EUROPE, PROTECTION],
         participants=[{"party": ua, "role": "side"}, {"party": dpr, "role": "side"}, {"party": icrc, "role": "facilitator"}],
         groups=[{"group": medics, "proposed_count": 31}],
         history=[
@@ -241,9 +282,32 @@ def illustrative():
             "next_step": "Decide whether to raise it with the UN.",
             "next_step_due": today + timedelta(days=7),
         },
+        teams=[EASTERN_EUROPE],
         participants=[{"party": ua, "role": "side"}, {"party": ru, "role": "side"}, {"party": un, "role": "observer"}],
         groups=[{"group": soldiers, "proposed_count": 50}],
         history=[(at(today - timedelta(days=8)), {"kind": "proposal", "summary": "Informal proposal of a 50-for-50 exchange.", "parties": [ua]})],
+    )
+    _ensure_negotiation(
+        {
+            "title": "Medical evacuation of seriously wounded detainees, confidential channel",
+            "summary": (
+                "Illustrative: a confidential channel for evacuating seriously wounded detainees "
+                "before any exchange is agreed. Staff-only and for the Protection unit alone: the "
+                "demo login, in the other desks, does not see it."
+            ),
+            "priority": "high",
+            "visibility": "staff_only",
+            "opened_on": today - timedelta(days=15),
+            "next_step": "ICRC to confirm which hospitals can receive the wounded.",
+            "next_step_due": today + timedelta(days=5),
+        },
+        teams=[PROTECTION],
+        participants=[{"party": ua, "role": "side"}, {"party": ru, "role": "side"}, {"party": icrc, "role": "facilitator"}],
+        groups=[],
+        history=[
+            (at(today - timedelta(days=14)), {"kind": "proposal", "summary": "The ICRC proposes evacuating the seriously wounded on both sides, outside any exchange.", "parties": [icrc]}),
+            (at(today - timedelta(days=12)), {"to_status": "in_talks", "note": "Both sides agree to talk through the ICRC."}),
+        ],
     )
 
 
@@ -251,5 +315,6 @@ def illustrative():
 def load_demo():
     """Load every demo object that is not there yet."""
     _ensure_parties()
+    _ensure_teams()
     azovstal()
     illustrative()

@@ -163,3 +163,38 @@ def status_by_month(*, today, months=12):
         series.append((start, {str(status): max(0, running[str(status)]) for status in NegotiationStatus}))
     cache.set(key, series, 600)
     return series
+
+
+def staff_concerned(negotiation_ids, *, teams):
+    """{negotiation id: [users]}: the staff to email about these negotiations, in order:
+    the case officer, then (with `teams`) the members of its teams, then its watchers;
+    each active, with an address, and only if they may see the negotiation."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    wanted = {}  # negotiation id -> [user ids], in order
+    officers = Negotiation.objects.filter(pk__in=negotiation_ids, case_officer__isnull=False)
+    for negotiation_id, user_id in officers.values_list("pk", "case_officer"):
+        wanted.setdefault(negotiation_id, []).append(user_id)
+    if teams:
+        members = Negotiation.teams.through.objects.filter(negotiation__in=negotiation_ids).values_list(
+            "negotiation", "team__members"
+        )
+        for negotiation_id, user_id in members.order_by("team__name", "team__members__username"):
+            if user_id is not None:
+                wanted.setdefault(negotiation_id, []).append(user_id)
+    watches = Negotiation.watchers.through.objects.filter(negotiation__in=negotiation_ids)
+    for negotiation_id, user_id in watches.order_by("user__username").values_list("negotiation", "user"):
+        wanted.setdefault(negotiation_id, []).append(user_id)
+    users = User.objects.in_bulk({user_id for ids in wanted.values() for user_id in ids})
+    users = {pk: user for pk, user in users.items() if user.is_active and user.email}
+    visible = {
+        pk: set(policy.negotiations_visible_to(user).filter(pk__in=negotiation_ids).values_list("pk", flat=True))
+        for pk, user in users.items()
+    }
+    concerned = {}
+    for negotiation_id, user_ids in wanted.items():
+        for user_id in dict.fromkeys(user_ids):
+            if user_id in users and negotiation_id in visible[user_id]:
+                concerned.setdefault(negotiation_id, []).append(users[user_id])
+    return concerned

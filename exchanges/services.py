@@ -347,13 +347,13 @@ def negotiation_create(*, actor, participants=(), groups=(), teams=None, **field
     _apply(negotiation, fields, NEGOTIATION_FIELDS)
     if teams is None:
         teams = list(actor.tracker_teams.all()) if policy.is_staff(actor) else []
-    _check_new_negotiation(actor=actor, participants=participants, visibility=negotiation.visibility, teams=teams)
     _check_negotiation(negotiation, actor=actor)
     negotiation.reference = _next_reference(negotiation.opened_on.year)
     negotiation.last_activity_at = _opened_start(negotiation.opened_on)
     _save(negotiation)
     _replace_participants(negotiation, participants)
     _replace_groups(negotiation, groups)
+    _check_new_negotiation(actor=actor, participants=participants, visibility=negotiation.visibility, teams=teams)
     _replace_teams(negotiation, teams)
     audit.record(
         actor=actor, action=AuditEntry.Action.CREATE, instance=negotiation, after=_negotiation_snapshot(negotiation)

@@ -1,7 +1,8 @@
 """The outbox: notifications written in the same transaction as what caused them.
 
 Each event becomes one `WebhookDelivery` per subscribed client that may see the
-negotiation, and one `EmailNotification` per watching staff member with an address.
+negotiation, and one `EmailNotification` per staff member concerned who may see it
+(`recipients`: the case officer, for stall flags its teams, and its watchers).
 After the commit a task is asked to send them; if the broker is down the rows wait, and
 the periodic dispatcher sends them later. Nothing is lost.
 """
@@ -16,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from exchanges.models import Negotiation
 from exchanges.policy import negotiations_visible_to
+from exchanges.selectors import staff_concerned
 
 from .choices import WebhookEvent
 from .models import EmailNotification, WebhookDelivery, WebhookSubscription
@@ -109,12 +111,9 @@ def enqueue(events, *, now):
             )
     WebhookDelivery.objects.bulk_create(deliveries)
 
-    watchers = Negotiation.watchers.through.objects.filter(
-        negotiation__in={event[1].pk for event in events}, user__is_active=True
-    ).exclude(user__email="").select_related("user")
-    by_negotiation = {}
-    for watch in watchers:
-        by_negotiation.setdefault(watch.negotiation_id, []).append(watch.user)
+    by_negotiation = staff_concerned(
+        {event[1].pk for event in events}, teams=any(event[0] == WebhookEvent.STALLED for event in events)
+    )
     emails = [
         EmailNotification(
             recipient=user,
@@ -163,9 +162,11 @@ def anyone_listening(negotiation_ids=None):
     ):
         return True
     watches = Negotiation.watchers.through.objects.all()
+    staffed = Negotiation.objects.filter(Q(case_officer__isnull=False) | Q(teams__isnull=False))
     if negotiation_ids is not None:
         watches = watches.filter(negotiation__in=negotiation_ids)
-    return watches.exists()
+        staffed = staffed.filter(pk__in=negotiation_ids)
+    return watches.exists() or staffed.exists()
 
 
 def flags_changed(changed, *, now):

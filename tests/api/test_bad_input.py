@@ -24,6 +24,7 @@ def snapshot():
 
 @pytest.fixture
 def world(ukraine, russia, garrison, public_negotiation, make_api):
+    type(garrison).objects.filter(pk=garrison.pk).update(recorded_by_party=ukraine)  # so it may change it
     return {"api": make_api(ukraine), "negotiation": public_negotiation, "group": garrison, "ua": ukraine, "ru": russia}
 
 

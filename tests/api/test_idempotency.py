@@ -10,10 +10,15 @@ from exchanges.models import IdempotencyKey, Negotiation, StatusChange
 pytestmark = pytest.mark.django_db
 
 
+def new(title, party):
+    """A negotiation a client of `party` may create: its own party takes part."""
+    return {"title": title, "participants": [{"party": str(party.pk), "role": "side"}]}
+
+
 def test_a_repeated_post_returns_the_first_response_and_creates_nothing(ukraine, make_api):
     api = make_api(ukraine)
-    first = api.post("/api/v1/negotiations/", {"title": "Once"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
-    again = api.post("/api/v1/negotiations/", {"title": "Once"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    first = api.post("/api/v1/negotiations/", new("Once", ukraine), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    again = api.post("/api/v1/negotiations/", new("Once", ukraine), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
     assert Negotiation.objects.filter(title="Once").count() == 1
@@ -21,8 +26,8 @@ def test_a_repeated_post_returns_the_first_response_and_creates_nothing(ukraine,
 
 def test_the_same_key_with_another_body_gets_422(ukraine, make_api):
     api = make_api(ukraine)
-    api.post("/api/v1/negotiations/", {"title": "A"}, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
-    response = api.post("/api/v1/negotiations/", {"title": "B"}, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+    api.post("/api/v1/negotiations/", new("A", ukraine), format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+    response = api.post("/api/v1/negotiations/", new("B", ukraine), format="json", HTTP_IDEMPOTENCY_KEY="k-2")
     assert response.status_code == 422
     assert not Negotiation.objects.filter(title="B").exists()
 
@@ -59,10 +64,10 @@ def test_an_error_response_is_replayed_too(ukraine, make_api, public_negotiation
 
 def test_keys_belong_to_one_client_and_expire_after_24_hours(ukraine, russia, make_api):
     mine, theirs = make_api(ukraine), make_api(russia)
-    mine.post("/api/v1/negotiations/", {"title": "Mine"}, format="json", HTTP_IDEMPOTENCY_KEY="shared")
-    assert theirs.post("/api/v1/negotiations/", {"title": "Theirs"}, format="json", HTTP_IDEMPOTENCY_KEY="shared").status_code == 201
+    mine.post("/api/v1/negotiations/", new("Mine", ukraine), format="json", HTTP_IDEMPOTENCY_KEY="shared")
+    assert theirs.post("/api/v1/negotiations/", new("Theirs", russia), format="json", HTTP_IDEMPOTENCY_KEY="shared").status_code == 201
     IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(hours=25))
-    again = mine.post("/api/v1/negotiations/", {"title": "Mine"}, format="json", HTTP_IDEMPOTENCY_KEY="shared")
+    again = mine.post("/api/v1/negotiations/", new("Mine", ukraine), format="json", HTTP_IDEMPOTENCY_KEY="shared")
     assert again.status_code == 201 and "Idempotent-Replayed" not in again
     assert purge_expired() == 1
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from exchanges import services
 from exchanges.models import Negotiation
 from tests.factories import DetaineeGroupFactory, NegotiationFactory
 
@@ -111,32 +112,56 @@ def test_staff_only_never_reaches_a_client_but_staff_see_it(ukraine, make_api, s
 def test_a_client_cannot_make_a_negotiation_staff_only(ukraine, make_api, public_negotiation):
     api = make_api(ukraine)
     response = api.patch(f"/api/v1/negotiations/{public_negotiation.pk}/", {"visibility": "staff_only"}, format="json")
+    assert response.status_code == 403 and "visibility" in response.json()["detail"]
+    assert Negotiation.objects.get(pk=public_negotiation.pk).visibility == "all_partners"
+    ours = [{"party": str(ukraine.pk), "role": "side"}]
+    response = api.post("/api/v1/negotiations/", {"title": "x", "visibility": "staff_only", "participants": ours}, format="json")
     assert response.status_code == 400 and "visibility" in response.json()
-    assert api.post("/api/v1/negotiations/", {"title": "x", "visibility": "staff_only"}, format="json").status_code == 400
 
 
-def test_the_recording_party_keeps_sight_of_a_negotiation_without_participants(ukraine, outsider, make_api):
+def test_a_client_creates_a_negotiation_only_with_its_own_party_taking_part(ukraine, russia, outsider, make_api):
     api = make_api(ukraine)
-    created = api.post("/api/v1/negotiations/", {"title": "Only a title"}, format="json").json()
-    assert created["participants"] == [] and created["groups"] == [] and created["priority"] == "routine"
+    for participants in ([], [{"party": str(russia.pk), "role": "side"}], [{"party": str(ukraine.pk), "role": "observer"}]):
+        refused = api.post("/api/v1/negotiations/", {"title": "Only a title", "participants": participants}, format="json")
+        assert refused.status_code == 400 and "participants" in refused.json()
+    assert not Negotiation.objects.exists()
+    ours = [{"party": str(ukraine.pk), "role": "side"}]
+    created = api.post("/api/v1/negotiations/", {"title": "Only a title", "participants": ours}, format="json").json()
+    assert created["groups"] == [] and created["priority"] == "routine" and created["visibility"] == "participants"
     assert created["opened_on"] == timezone.localdate().isoformat()
     assert api.get(f"/api/v1/negotiations/{created['id']}/").status_code == 200
     assert make_api(outsider).get(f"/api/v1/negotiations/{created['id']}/").status_code == 404
 
 
-def test_participants_and_groups_sent_on_update_replace_the_lists(ukraine, russia, icrc, make_api, confidential):
+def test_recording_a_negotiation_gives_no_access_once_the_party_no_longer_takes_part(ukraine, russia, make_api):
     api = make_api(ukraine)
-    new_group = DetaineeGroupFactory()
+    ours = [{"party": str(ukraine.pk), "role": "side"}, {"party": str(russia.pk), "role": "side"}]
+    created = api.post("/api/v1/negotiations/", {"title": "Ours at first", "participants": ours}, format="json").json()
+    negotiation = Negotiation.objects.get(pk=created["id"])
+    services.negotiation_update(negotiation=negotiation, actor=None, participants=[{"party": russia, "role": "side"}])
+    assert api.get(f"/api/v1/negotiations/{created['id']}/").status_code == 404
+    assert created["id"] not in {n["id"] for n in api.get("/api/v1/negotiations/").json()["results"]}
+
+
+def test_participants_and_groups_sent_on_update_replace_the_lists(ukraine, russia, icrc, outsider, make_api, confidential):
+    api = make_api(ukraine)
+    new_group = DetaineeGroupFactory(held_by=ukraine)
+    participants = [
+        {"party": str(ukraine.pk), "role": "mediator"},  # its own role: may change
+        {"party": str(russia.pk), "role": "side"},
+        {"party": str(icrc.pk), "role": "facilitator"},
+        {"party": str(outsider.pk), "role": "observer"},  # added
+    ]
     response = api.patch(
         f"/api/v1/negotiations/{confidential.pk}/",
-        {"participants": [{"party": str(ukraine.pk), "role": "side"}, {"party": str(icrc.pk), "role": "mediator"}], "groups": [{"group": str(new_group.pk), "released_count": 3}]},
+        {"participants": participants, "groups": [{"group": str(new_group.pk), "released_count": 3}]},
         format="json",
     )
     assert response.status_code == 200, response.content
-    assert response.json()["participants"] == [{"party": str(ukraine.pk), "role": "side"}, {"party": str(icrc.pk), "role": "mediator"}]
+    assert response.json()["participants"] == participants
     assert response.json()["groups"] == [{"group": str(new_group.pk), "proposed_count": None, "released_count": 3}]
     untouched = api.patch(f"/api/v1/negotiations/{confidential.pk}/", {"next_step": "Call the ICRC"}, format="json").json()
-    assert len(untouched["participants"]) == 2 and untouched["next_step"] == "Call the ICRC"
+    assert len(untouched["participants"]) == 4 and untouched["next_step"] == "Call the ICRC"
 
 
 def test_filters(ukraine, russia, icrc, garrison, make_api, staff_api, confidential, public_negotiation):
@@ -232,7 +257,8 @@ def test_visibility_follows_the_participants_when_they_are_replaced(ukraine, rus
 def test_the_trailing_slash_is_optional_on_every_route(ukraine, make_api):
     """Partners write URLs both ways; neither a 404 nor a redirect that would drop a POST."""
     api = make_api(ukraine)
-    created = api.post("/api/v1/negotiations", {"title": "Without a slash", "visibility": "all_partners"}, format="json")
+    ours = [{"party": str(ukraine.pk), "role": "side"}]
+    created = api.post("/api/v1/negotiations", {"title": "Without a slash", "visibility": "all_partners", "participants": ours}, format="json")
     assert created.status_code == 201, created.content
     pk = created.json()["id"]
     assert api.get(f"/api/v1/negotiations/{pk}").json()["title"] == "Without a slash"
@@ -249,10 +275,21 @@ def test_a_client_cannot_hide_a_negotiation_from_itself_and_nothing_is_written(u
     api = make_api(icrc)
     url = f"/api/v1/negotiations/{confidential.pk}/"
     before = api.get(url).json()
-    refused = api.patch(url, {"participants": [{"party": str(ukraine.pk), "role": "side"}]}, format="json")
+    sides = [{"party": str(ukraine.pk), "role": "side"}, {"party": str(russia.pk), "role": "side"}]
+    refused = api.patch(url, {"participants": sides, "title": "renamed"}, format="json")
     assert refused.status_code == 400 and "participants" in refused.json()
     assert api.get(url).json() == before
-    also = api.patch(url, {"participants": [], "title": "renamed"}, format="json")
-    assert also.status_code == 400 and api.get(url).json()["title"] == before["title"]
-    kept = api.patch(url, {"participants": [{"party": str(icrc.pk), "role": "facilitator"}, {"party": str(russia.pk), "role": "side"}]}, format="json")
-    assert kept.status_code == 200 and {p["party"] for p in kept.json()["participants"]} == {str(icrc.pk), str(russia.pk)}
+    kept = api.patch(url, {"participants": [*sides, {"party": str(icrc.pk), "role": "mediator"}]}, format="json")
+    assert kept.status_code == 200 and {p["party"] for p in kept.json()["participants"]} == {str(icrc.pk), str(russia.pk), str(ukraine.pk)}
+
+
+def test_a_client_may_not_remove_or_re_role_another_party_and_nothing_is_written(ukraine, russia, icrc, make_api, confidential):
+    api = make_api(icrc)
+    url = f"/api/v1/negotiations/{confidential.pk}/"
+    before = api.get(url).json()
+    icrc_entry = {"party": str(icrc.pk), "role": "facilitator"}
+    removed = api.patch(url, {"participants": [icrc_entry, {"party": str(russia.pk), "role": "side"}], "title": "x"}, format="json")
+    assert removed.status_code == 403 and ukraine.name in removed.json()["detail"]
+    demoted = api.patch(url, {"participants": [icrc_entry, {"party": str(russia.pk), "role": "side"}, {"party": str(ukraine.pk), "role": "observer"}]}, format="json")
+    assert demoted.status_code == 403 and "role" in demoted.json()["detail"]
+    assert api.get(url).json() == before
