@@ -31,7 +31,7 @@ urlpatterns = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^me/?$", views.me, name="me"),
-    *nested("detainee-groups", views.ReportedFigureViewSet, "figures", "group_pk", {"retrieve", "partial_update"}),
+    *nested("detainee-groups", views.ReportedFigureViewSet, "figures", "group_pk", {"retrieve", "partial_update", "destroy"}),
     *nested("negotiations", views.StatusChangeViewSet, "status-changes", "negotiation_pk", {"retrieve"}),
     *nested(
         "negotiations",

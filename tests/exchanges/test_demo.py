@@ -1,18 +1,25 @@
-"""The demo data: the Azovstal story and more, loaded twice without change."""
+"""The demo data: the Azovstal story and more, loaded twice without change, and the
+demo staff login: a Coordinator in the demo teams, not a superuser."""
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core import serializers
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
-from exchanges.models import DetaineeGroup, Negotiation, Party
+from exchanges import policy
+from exchanges.demo import DEMO_LOGIN_TEAMS
+from exchanges.models import AuditEntry, DetaineeGroup, Negotiation, Party, Team
+from exchanges.roles import ROLES
 
 pytestmark = pytest.mark.django_db
 
 
 def dump():
-    return [serializers.serialize("json", model.objects.order_by("pk")) for model in (Party, DetaineeGroup, Negotiation)]
+    return [serializers.serialize("json", model.objects.order_by("pk")) for model in (Party, DetaineeGroup, Negotiation, Team)]
 
 
 def test_load_demo_twice_changes_nothing():
@@ -41,3 +48,56 @@ def test_the_demo_has_other_statuses_and_one_silent_for_over_a_month():
     assert Negotiation.objects.values("status").distinct().count() >= 3
     month_ago = timezone.now() - timedelta(days=30)
     assert Negotiation.objects.filter(last_activity_at__lt=month_ago).exclude(status__in=["completed", "rejected", "collapsed"]).exists()
+
+
+def load_with_login():
+    call_command("load_demo")
+    out = StringIO()
+    call_command("ensure_staff_login", "--username", "demo", stdout=out)
+    return out.getvalue().strip().splitlines()[-1]
+
+
+def test_the_demo_login_is_a_coordinator_in_the_demo_teams_not_a_superuser(monkeypatch):
+    monkeypatch.delenv("TRACKER_STAFF_PASSWORD", raising=False)
+    line = load_with_login()
+    assert line.startswith("Staff login: demo / ")
+    user = get_user_model().objects.get(username="demo")
+    assert Client().login(username="demo", password=line.removeprefix("Staff login: demo / "))
+    assert user.is_staff and user.is_active and not user.is_superuser
+    assert list(user.groups.values_list("name", flat=True)) == ["Coordinator"]
+    assert sorted(user.tracker_teams.values_list("name", flat=True)) == sorted(DEMO_LOGIN_TEAMS)
+    assert user.get_all_permissions() == ROLES["coordinator"][1]
+
+
+def test_every_demo_negotiation_has_teams_and_need_to_know_hides_one_from_the_demo_login():
+    load_with_login()
+    user = get_user_model().objects.get(username="demo")
+    assert Team.objects.count() >= 2
+    assert not Negotiation.objects.filter(teams__isnull=True).exists()
+    hidden = Negotiation.objects.filter(visibility="staff_only").exclude(teams__name__in=DEMO_LOGIN_TEAMS)
+    assert hidden.count() == 1
+    visible = policy.negotiations_visible_to(user)
+    assert not visible.filter(pk=hidden.get().pk).exists()
+    # The login sees everything else, its own desks' staff-only negotiation included.
+    assert set(visible.values_list("pk", flat=True)) == set(Negotiation.objects.exclude(pk=hidden.get().pk).values_list("pk", flat=True))
+    assert visible.filter(visibility="staff_only").exists()
+
+
+def test_loading_and_logging_in_twice_creates_nothing_twice():
+    load_with_login()
+    counts = {model: model.objects.count() for model in (Party, DetaineeGroup, Negotiation, Team, get_user_model(), AuditEntry)}
+    teams = dump_teams()
+    load_with_login()
+    assert {model: model.objects.count() for model in counts} == counts
+    assert dump_teams() == teams
+
+
+def dump_teams():
+    return sorted((n.title, tuple(sorted(n.teams.values_list("name", flat=True)))) for n in Negotiation.objects.all())
+
+
+def test_negotiations_loaded_before_the_demo_had_teams_get_theirs():
+    call_command("load_demo")
+    Negotiation.teams.through.objects.all().delete()
+    call_command("load_demo")
+    assert not Negotiation.objects.filter(teams__isnull=True).exists()
