@@ -1,20 +1,28 @@
-"""The staff interface. Every save goes through `exchanges.services`, like the API."""
+"""The staff interface. Every save goes through `exchanges.services`, like the API.
+
+Who sees and does what is `exchanges.policy`'s answer, here as everywhere: every admin and
+inline reads through `policy.restrict` (lists, pages, inlines, autocompletes, filters),
+asks `policy.allows` before offering a change or a delete, and Django's model permissions
+(given by the staff roles) decide which admins a login has at all.
+"""
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
-from django.db.models import Count, Exists, OuterRef, Prefetch
-from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.db.models import Count, Exists, F, Func, OuterRef, Prefetch, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from . import charts, figure_import, services
+from . import audit, charts, figure_import, policy, services
 from .choices import FINAL, FigureMetric, NegotiationStatus, Reliability, allowed_transitions
 from .models import (
+    AccessLogEntry,
     ApiClient,
     AuditEntry,
     CoveredGroup,
@@ -25,6 +33,7 @@ from .models import (
     Party,
     ReportedFigure,
     StatusChange,
+    Team,
 )
 from .selectors import NEXT_STEP_WINDOWS, disputed_groups_q, figures_summary, next_step_q
 from .spreadsheets import CsvExportMixin
@@ -80,8 +89,124 @@ def _short(value):
     return text if len(text) <= 120 else text[:117] + "…"
 
 
+def _viewer(obj):
+    """The login an object was read for (`PolicyAdminMixin.get_object` notes it): display
+    methods get no request, and must show only what that login may see and do."""
+    return getattr(obj, "_admin_user", None)
+
+
+def _may(obj, action, target, **context):
+    """Whether the login `obj` was read for may do `action` to `target` (policy.allows)."""
+    user = _viewer(obj)
+    return user is not None and policy.allows(user, action, target, **context)
+
+
+def _saved(obj):
+    return obj is not None and not obj._state.adding
+
+
+def _visible_negotiation_count(request, **link):
+    """How many of the negotiations linked so (e.g. teams=OuterRef("pk")) the login may see:
+    an annotation for a list's column, one subquery, never a count of hidden ones."""
+    visible = policy.restrict(Negotiation.objects.filter(**link), request.user).order_by()
+    count = Func(F("pk"), function="COUNT", output_field=models.IntegerField())
+    return Coalesce(Subquery(visible.annotate(n=count).values("n")), 0)
+
+
+class PolicyMixin:
+    """Rows and choices through the policy, for admins and inlines alike."""
+
+    def get_queryset(self, request):
+        return policy.restrict(super().get_queryset(request), request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.related_model is Negotiation and "queryset" not in kwargs:
+            kwargs["queryset"] = policy.restrict(Negotiation.objects.all(), request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class PolicyAdminMixin(PolicyMixin):
+    """A ModelAdmin that shows only what the login may see and offers only what it may do.
+
+    Model permissions decide the admin as a whole (Django's defaults, view included);
+    `policy.allows` decides for the object at hand. A service's refusal (`policy.Refused`)
+    is a 403; its validation errors show on the form, with what was typed, not as a 500.
+    """
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj._admin_user = request.user
+        return obj
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (
+            obj is None or policy.allows(request.user, "change", obj)
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (
+            obj is None or policy.allows(request.user, "delete", obj)
+        )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method != "POST":
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        try:
+            with transaction.atomic():
+                return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as error:
+            # Nothing was written; show the form again, as typed, with the service's errors.
+            request._service_errors = error
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        error = getattr(request, "_service_errors", None)
+        if error is None:
+            return form
+
+        class RefusedForm(form):
+            def clean(self):
+                cleaned_data = super().clean()
+                errors = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
+                for field, field_errors in errors.items():
+                    for message in field_errors:
+                        self.add_error(field if field in self.fields else None, message)
+                return cleaned_data
+
+        return RefusedForm
+
+
+class PolicyInlineMixin(PolicyMixin):
+    """An inline whose rows are added, changed or deleted only as the policy allows for
+    the negotiation (or other record) on the page."""
+
+    def _allows(self, request, action, obj):
+        negotiation = obj if isinstance(obj, Negotiation) and _saved(obj) else None
+        return policy.allows(request.user, action, self.model, negotiation=negotiation)
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and self._allows(request, "add", obj)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._allows(request, "change", obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._allows(request, "delete", obj)
+
+
+class RecordAdmin(PolicyAdminMixin, admin.ModelAdmin):
+    """The base of every ModelAdmin here and in the tracker."""
+
+
+class RecordTabularInline(PolicyInlineMixin, admin.TabularInline):
+    """The base of every inline here and in the tracker."""
+
+
 class AuditedAdminMixin:
-    """Adds a read-only “Who changed what” section listing the object's audit entries."""
+    """Adds a read-only “Who changed what” section listing the object's audit entries, for
+    logins that may read the audit trail."""
 
     audit_limit = 100
 
@@ -91,7 +216,7 @@ class AuditedAdminMixin:
     def get_fieldsets(self, request, obj=None):
         fieldsets = list(super().get_fieldsets(request, obj))
         fieldsets = [(name, {**opts, "fields": [f for f in opts["fields"] if f != "audit_trail"]}) for name, opts in fieldsets]
-        if obj is not None:
+        if obj is not None and policy.has_model_perm(request.user, AuditEntry):
             fieldsets.append((_("Who changed what"), {"fields": ["audit_trail"], "classes": ["collapse"]}))
         return fieldsets
 
@@ -100,13 +225,15 @@ class AuditedAdminMixin:
 
     @admin.display(description=_("audit trail"))
     def audit_trail(self, obj):
-        if obj is None or obj.pk is None:
+        user = _viewer(obj)
+        if not _saved(obj) or not policy.has_model_perm(user, AuditEntry):
             return "-"
-        return render_audit(self.audit_entries(obj)[: self.audit_limit])
+        return render_audit(policy.restrict(self.audit_entries(obj), user)[: self.audit_limit])
 
 
 class ReadOnlyAdminMixin:
-    """For append-only history: visible, never added, edited or deleted here."""
+    """For append-only history: visible, never added, edited or deleted here (not even by
+    a superuser)."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -119,13 +246,15 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(Party)
-class PartyAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class PartyAdmin(AuditedAdminMixin, RecordAdmin):
     list_display = ["name", "short_name", "kind", "country", "negotiation_count"]
     list_filter = ["kind", "country"]
     search_fields = ["name", "short_name"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(negotiation_count=Count("participations"))
+        return super().get_queryset(request).annotate(
+            negotiation_count=_visible_negotiation_count(request, participants__party=OuterRef("pk"))
+        )
 
     @admin.display(description=_("negotiations"), ordering="negotiation_count")
     def negotiation_count(self, party):
@@ -141,7 +270,7 @@ class PartyAdmin(AuditedAdminMixin, admin.ModelAdmin):
             _adopt(obj, services.party_create(actor=request.user, **data))
 
 
-class FigureInline(admin.TabularInline):
+class FigureInline(RecordTabularInline):
     """Claims already recorded about the group: their substance is fixed, only the assessment
     (reliability, notes) changes. New claims are added with the link above the table."""
 
@@ -176,7 +305,7 @@ class DisputedFilter(admin.SimpleListFilter):
 
 
 @admin.register(DetaineeGroup)
-class DetaineeGroupAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class DetaineeGroupAdmin(AuditedAdminMixin, RecordAdmin):
     list_display = [
         "name",
         "held_by",
@@ -208,11 +337,15 @@ class DetaineeGroupAdmin(AuditedAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("figures side by side"))
     def figures_side_by_side(self, group):
         """One row per metric, one column per claim, the dispute spelled out."""
-        if group is None or group.pk is None:
+        if not _saved(group):
             return _("Save the group, then record what each source reported.")
-        add_url = reverse("admin:exchanges_reportedfigure_add") + f"?group={group.pk}"
-        add_link = format_html('<p><a class="addlink" href="{}">{}</a></p>', add_url, _("Record a figure someone reported"))
-        figures = list(group.figures.select_related("source_party").order_by("metric", "reported_on"))
+        add_link = ""
+        if _may(group, "add", ReportedFigure):
+            add_url = reverse("admin:exchanges_reportedfigure_add") + f"?group={group.pk}"
+            add_link = format_html('<p><a class="addlink" href="{}">{}</a></p>', add_url, _("Record a figure someone reported"))
+        figures = list(
+            policy.restrict(group.figures.select_related("source_party").order_by("metric", "reported_on"), _viewer(group))
+        )
         if not figures:
             return format_html("{}<p>{}</p>", add_link, _("No figures reported yet."))
         summary = figures_summary(figures)
@@ -276,7 +409,7 @@ class FigureImportForm(forms.Form):
 
 
 @admin.register(ReportedFigure)
-class ReportedFigureAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
+class ReportedFigureAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
     list_display = ["group", "metric", "value", "source_party", "source", "reported_on", "reliability"]
     list_filter = ["metric", "reliability", "source_party"]
     list_select_related = ["group", "source_party"]
@@ -337,12 +470,14 @@ class ReportedFigureAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
             "max_rows": figure_import.MAX_ROWS,
             "metrics": FigureMetric.values,
             "reliabilities": Reliability.values,
-            "export_url": reverse("admin:exchanges_reportedfigure_export"),
+            "export_url": reverse("admin:exchanges_reportedfigure_export") if self.has_view_or_change_permission(request) else None,
         }
         return TemplateResponse(request, "admin/exchanges/reportedfigure/import.html", context)
 
     def get_readonly_fields(self, request, obj=None):
-        return ["group", "metric", "value", "source_party", "source", "reported_on"] if obj else []
+        """A recorded claim's substance is fixed; only its assessment changes."""
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "group", "metric", "value", "source_party", "source", "reported_on"] if obj else fields
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -355,19 +490,30 @@ class ReportedFigureAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
             _adopt(obj, services.figure_create(group=form.cleaned_data["group"], actor=request.user, **data))
 
 
-class ParticipantInline(admin.TabularInline):
+def _manages_access(request, negotiation=None):
+    """Whether the login may change who takes part in and who sees a negotiation (or any)."""
+    return policy.allows(request.user, "manage_access", negotiation if _saved(negotiation) else Negotiation)
+
+
+class ParticipantInline(RecordTabularInline):
+    """Who takes part decides which API clients see the negotiation: editable only with the
+    permission to manage access (Coordinators), read-only for everyone else."""
+
     model = Participant
     extra = 1
     autocomplete_fields = ["party"]
 
+    def _allows(self, request, action, obj):
+        return super()._allows(request, action, obj) and _manages_access(request, obj)
 
-class CoveredGroupInline(admin.TabularInline):
+
+class CoveredGroupInline(RecordTabularInline):
     model = CoveredGroup
     extra = 1
     autocomplete_fields = ["group"]
 
 
-class StatusHistoryInline(ReadOnlyAdminMixin, admin.TabularInline):
+class StatusHistoryInline(ReadOnlyAdminMixin, RecordTabularInline):
     model = StatusChange
     fields = ["sequence", "from_status", "to_status", "occurred_at", "recorded_at", "recorded_by", "note", "source"]
     readonly_fields = fields
@@ -419,7 +565,9 @@ class PartyTakingPartFilter(admin.SimpleListFilter):
     parameter_name = "party"
 
     def lookups(self, request, model_admin):
-        return [(str(party.pk), str(party)) for party in Party.objects.filter(participations__isnull=False).distinct()]
+        """The parties taking part in a negotiation the login may see."""
+        taking_part = Party.objects.filter(participations__negotiation__in=model_admin.get_queryset(request).order_by())
+        return [(str(party.pk), str(party)) for party in taking_part.distinct()]
 
     def queryset(self, request, queryset):
         if self.value():
@@ -453,8 +601,9 @@ def _groups_cell(negotiation):
 
 
 @admin.register(Negotiation)
-class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
+class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
     csv_filename = "negotiations"
+    csv_negotiation_field = "pk"
     csv_columns = [
         "reference",
         "title",
@@ -487,12 +636,23 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
         "stalled",
         "last_activity_at",
         "next_step_due",
+        "case_officer",
     ]
-    list_filter = ["status", "priority", StalledFilter, NextStepFilter, "visibility", PartyTakingPartFilter]
+    list_select_related = ["case_officer"]
+    list_filter = [
+        "status",
+        "priority",
+        StalledFilter,
+        NextStepFilter,
+        "visibility",
+        PartyTakingPartFilter,
+        ("teams", admin.RelatedOnlyFieldListFilter),
+        ("case_officer", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["reference", "title", "summary"]
     date_hierarchy = "opened_on"
     ordering = ["-last_activity_at"]
-    filter_horizontal = ["watchers"]
+    filter_horizontal = ["watchers", "teams"]
     readonly_fields = [
         "reference",
         "status_and_action",
@@ -503,6 +663,7 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["reference", "title", "summary", "status_and_action", "priority", "visibility"]}),
+        (_("Who works on it"), {"fields": ["case_officer", "teams"]}),
         (_("Next step"), {"fields": ["opened_on", "next_step", "next_step_due"]}),
         (_("Activity"), {"fields": ["last_activity_at", "stalled", "stalled_since", "watchers"]}),
         (_("Timeline"), {"fields": ["timeline"]}),
@@ -513,27 +674,56 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
         """A negotiation's history is the record: it is closed with a final status, never deleted."""
         return False
 
+    def get_readonly_fields(self, request, obj=None):
+        """Visibility and teams decide who sees it: only those who manage access change them."""
+        fields = list(super().get_readonly_fields(request, obj))
+        if not _manages_access(request, obj):
+            fields += ["visibility", "teams"]
+        return fields
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("teams", list(request.user.tracker_teams.values_list("pk", flat=True)))
+        return initial
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "case_officer":
+            kwargs["queryset"] = get_user_model().objects.filter(is_active=True, is_staff=True).order_by("username")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Reading a staff-only negotiation's page is logged (the access log)."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            original = (getattr(response, "context_data", None) or {}).get("original")
+            if original is not None:
+                audit.log_staff_access(request.user, [original], channel=AccessLogEntry.Channel.PAGE)
+        return response
+
     def audit_entries(self, negotiation):
         """Everything about the negotiation: itself, its history, events, flags and reads."""
         return AuditEntry.objects.filter(negotiation_id=negotiation.pk)
 
     @admin.display(description=_("status"))
     def status_and_action(self, negotiation):
-        if negotiation is None or negotiation.pk is None:
+        if not _saved(negotiation):
             return NegotiationStatus.PROPOSED.label
         label = negotiation.get_status_display()
         if negotiation.status in FINAL:
             return format_html("<strong>{}</strong> ({})", label, _("final"))
+        if not _may(negotiation, "add", StatusChange, negotiation=negotiation):
+            return format_html("<strong>{}</strong>", label)
         url = reverse("admin:exchanges_negotiation_change_status", args=[negotiation.pk])
         return format_html('<strong>{}</strong> &nbsp; <a class="button" href="{}">{}</a>', label, url, _("Change status…"))
 
     @admin.display(description=_("timeline"))
     def timeline(self, negotiation):
         """Status changes and events in one chronological table, read-only."""
-        if negotiation is None or negotiation.pk is None:
+        user = _viewer(negotiation)
+        if not _saved(negotiation) or user is None:
             return "-"
-        changes = list(negotiation.status_changes.order_by("sequence"))
-        events = list(negotiation.events.prefetch_related("parties"))
+        changes = list(policy.restrict(negotiation.status_changes.order_by("sequence"), user))
+        events = list(policy.restrict(negotiation.events.prefetch_related("parties"), user))
         chart = charts.negotiation_timeline(negotiation, changes=changes, events=events, now=timezone.now())
         entries = [
             (change.occurred_at, _("Status"), f"{change.get_from_status_display()} → {change.get_to_status_display()}", change.note, change.source)
@@ -543,8 +733,10 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
             for event in events
         ]
         entries.sort(key=lambda entry: entry[0])
-        add_url = reverse("admin:exchanges_event_add") + f"?negotiation={negotiation.pk}"
-        add_link = format_html('<p><a class="addlink" href="{}">{}</a></p>', add_url, _("Add an event"))
+        add_link = ""
+        if _may(negotiation, "add", Event, negotiation=negotiation):
+            add_url = reverse("admin:exchanges_event_add") + f"?negotiation={negotiation.pk}"
+            add_link = format_html('<p><a class="addlink" href="{}">{}</a></p>', add_url, _("Add an event"))
         if not entries:
             return format_html("{}<p>{}</p>", add_link, _("Nothing recorded yet."))
         rows = format_html_join(
@@ -574,9 +766,14 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
         ]
 
     def change_status_view(self, request, object_id):
-        negotiation = get_object_or_404(Negotiation, pk=object_id)
-        if not self.has_change_permission(request, negotiation):
-            return HttpResponseRedirect(reverse("admin:exchanges_negotiation_changelist"))
+        """403 without the permission to record status changes here, 404 for a negotiation
+        the login may not see."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        negotiation = self.get_object(request, object_id)
+        if negotiation is None:
+            raise Http404
+        policy.require(request.user, "add", StatusChange, negotiation=negotiation)  # Refused: a 403
         change_url = reverse("admin:exchanges_negotiation_change", args=[negotiation.pk])
         if negotiation.status in FINAL:
             messages.warning(request, _("This negotiation is %(status)s: a final status cannot change.") % {"status": negotiation.get_status_display()})
@@ -613,21 +810,37 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/exchanges/negotiation/change_status.html", context)
 
     def save_model(self, request, obj, form, change):
+        """Fields and teams through the service; a field shown read-only is not in the form,
+        so it is never sent (teams left out of a new one: the service gives the login's)."""
         if change:
+            teams = list(form.cleaned_data["teams"]) if "teams" in form.changed_data else None
             services.negotiation_update(
-                negotiation=obj, actor=request.user, **_changed(form, services.NEGOTIATION_FIELDS)
+                negotiation=obj, actor=request.user, teams=teams, **_changed(form, services.NEGOTIATION_FIELDS)
             )
         else:
-            data = {name: form.cleaned_data.get(name) for name in services.NEGOTIATION_FIELDS}
-            _adopt(obj, services.negotiation_create(actor=request.user, **data))
+            data = {name: form.cleaned_data[name] for name in services.NEGOTIATION_FIELDS if name in form.cleaned_data}
+            teams = list(form.cleaned_data["teams"]) if "teams" in form.cleaned_data else None
+            _adopt(obj, services.negotiation_create(actor=request.user, teams=teams, **data))
 
     def save_related(self, request, form, formsets, change):
-        """Participants and covered groups go through the service as whole lists."""
+        """Participants and covered groups go through the service as whole lists, from the
+        inlines the login may edit (a read-only inline's rows are only what was shown)."""
+        form.cleaned_data.pop("teams", None)  # written by the service in save_model
         form.save_m2m()
+        obj = form.instance if change else None  # as the admin asked when it built the formsets
+        editable = {
+            inline.model
+            for inline in self.get_inline_instances(request, obj)
+            if inline.has_add_permission(request, obj)
+            or inline.has_change_permission(request, obj)
+            or inline.has_delete_permission(request, obj)
+        }
         lists = {}
         for formset in formsets:
             # The admin's change message reads these; the service did the writing.
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+            if formset.model not in editable:
+                continue
             rows = [
                 inline.cleaned_data
                 for inline in formset.forms
@@ -644,21 +857,14 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, admin.ModelAdmin):
         if lists:
             services.negotiation_update(negotiation=form.instance, actor=request.user, **lists)
 
-    @transaction.atomic
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        return super().changeform_view(request, object_id, form_url, extra_context)
-
 
 @admin.register(StatusChange)
-class StatusChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StatusChangeAdmin(ReadOnlyAdminMixin, RecordAdmin):
     list_display = ["negotiation", "sequence", "from_status", "to_status", "occurred_at", "recorded_at", "recorded_by"]
     list_filter = ["to_status", "from_status"]
     list_select_related = ["negotiation", "recorded_by_user", "recorded_by_client"]
     search_fields = ["negotiation__reference", "negotiation__title", "note", "source"]
     date_hierarchy = "occurred_at"
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_staff
 
     @admin.display(description=_("recorded by"))
     def recorded_by(self, change):
@@ -666,7 +872,7 @@ class StatusChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class EventAdmin(AuditedAdminMixin, RecordAdmin):
     list_display = ["negotiation", "kind", "occurred_at", "short_summary", "source"]
     list_filter = ["kind"]
     list_select_related = ["negotiation"]
@@ -680,7 +886,8 @@ class EventAdmin(AuditedAdminMixin, admin.ModelAdmin):
         return event.summary if len(event.summary) < 80 else event.summary[:77] + "…"
 
     def get_readonly_fields(self, request, obj=None):
-        return ["negotiation"] if obj else []
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "negotiation"] if obj else fields
 
     def save_model(self, request, obj, form, change):
         pass  # written with its parties in save_related, through the service
@@ -716,7 +923,7 @@ class ApiClientForm(forms.ModelForm):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class ApiClientAdmin(AuditedAdminMixin, RecordAdmin):
     form = ApiClientForm
     list_display = ["name", "party", "read_only", "token_prefix", "state", "expires_at", "last_used_at"]
     list_filter = ["read_only", "party"]
@@ -755,7 +962,7 @@ class ApiClientAdmin(AuditedAdminMixin, admin.ModelAdmin):
             ),
         )
 
-    @admin.action(description=_("Revoke the selected clients' tokens"))
+    @admin.action(description=_("Revoke the selected clients' tokens"), permissions=["change"])
     def revoke(self, request, queryset):
         for client in queryset:
             services.api_client_revoke(client=client, actor=request.user)
@@ -777,8 +984,9 @@ class ActionFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """The whole trail, filterable; nothing here can be changed or deleted."""
+class AuditEntryAdmin(ReadOnlyAdminMixin, RecordAdmin):
+    """The trail (for those with its view permission: Auditors, Coordinators), except the
+    entries about negotiations the login may not see; nothing here can be changed or deleted."""
 
     list_display = ["occurred_at", "actor_label", "actor_type", "channel", "action", "model", "object_repr", "request_id"]
     list_filter = [ActionFilter, "model", "actor_type", "channel"]
@@ -788,12 +996,90 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fields = ["occurred_at", "actor_type", "actor_id", "actor_label", "channel", "request_id", "action", "model", "object_id", "object_repr", "negotiation_id", "changes_table"]
     show_full_result_count = False
 
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_staff
-
     def get_readonly_fields(self, request, obj=None):
         return self.fields
 
     @admin.display(description=_("changes"))
     def changes_table(self, entry):
         return render_audit([entry])
+
+
+@admin.register(AccessLogEntry)
+class AccessLogEntryAdmin(ReadOnlyAdminMixin, RecordAdmin):
+    """Who read which staff-only negotiation, when, from where and how: for those with its
+    view permission (Auditors); nothing here can be added, changed or deleted."""
+
+    list_display = ["occurred_at", "user_label", "negotiation_repr", "channel", "address", "request_id"]
+    list_filter = ["channel", ("user", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["negotiation_repr", "user_label", "=request_id"]
+    date_hierarchy = "occurred_at"
+    # The user and the negotiation are shown by label: the log keeps no foreign key
+    # constraint, and either may be gone.
+    fields = ["occurred_at", "user_label", "user_id", "negotiation_repr", "negotiation_id", "channel", "address", "request_id"]
+    readonly_fields = fields
+    show_full_result_count = False
+
+    @admin.display(description=_("staff login id"))
+    def user_id(self, entry):
+        return entry.user_id
+
+    @admin.display(description=_("negotiation id"))
+    def negotiation_id(self, entry):
+        return entry.negotiation_id
+
+
+def _team_snapshot(team):
+    return audit.snapshot(team, members=sorted(team.members.values_list("username", flat=True)))
+
+
+@admin.register(Team)
+class TeamAdmin(AuditedAdminMixin, RecordAdmin):
+    """Teams of staff: a staff-only negotiation is seen by the staff of its teams. Managed by
+    whoever has the team permissions (Coordinators)."""
+
+    list_display = ["name", "description", "member_count", "negotiation_count"]
+    search_fields = ["name", "description"]
+    fields = ["name", "description", "members"]
+    filter_horizontal = ["members"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                member_count=Count("members", distinct=True),
+                negotiation_count=_visible_negotiation_count(request, teams=OuterRef("pk")),
+            )
+        )
+
+    def save_model(self, request, obj, form, change):
+        obj._audit_before = _team_snapshot(Team.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        """Who is in a team decides who sees its staff-only negotiations: kept in the trail."""
+        super().save_related(request, form, formsets, change)
+        team = form.instance
+        action = AuditEntry.Action.UPDATE if change else AuditEntry.Action.CREATE
+        audit.record(actor=request.user, action=action, instance=team, before=team._audit_before, after=_team_snapshot(team))
+
+    def delete_model(self, request, obj):
+        audit.record(actor=request.user, action=AuditEntry.Action.DELETE, instance=obj, before=_team_snapshot(obj))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for team in queryset:
+            self.delete_model(request, team)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "members":  # staff logins (inactive ones too, so saving keeps them)
+            kwargs["queryset"] = get_user_model().objects.filter(is_staff=True).order_by("username")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @admin.display(description=_("members"), ordering="member_count")
+    def member_count(self, team):
+        return team.member_count
+
+    @admin.display(description=_("negotiations"), ordering="negotiation_count")
+    def negotiation_count(self, team):
+        return team.negotiation_count

@@ -43,6 +43,7 @@ COORDINATOR = EDITOR | {
     "tracker.change_webhookdelivery",  # redelivering
     "tracker.view_emailnotification",
     "tracker.view_scanrun",
+    "tracker.view_deliveryattempt",  # the attempts under each delivery
 } | _perms("exchanges", ["add", "change", "delete"], ["participant", "party", "team"]) | _perms(
     "exchanges", ["delete"], ["event", "detaineegroup", "reportedfigure"]
 ) | _perms("tracker", ["view", "add", "change", "delete"], ["webhooksubscription"])

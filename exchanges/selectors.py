@@ -84,8 +84,10 @@ def disputed_groups_q():
     return Exists(ReportedFigure.objects.filter(group=OuterRef("pk")).filter(Exists(other_value)))
 
 
-def disputed_groups():
-    return DetaineeGroup.objects.filter(disputed_groups_q()).select_related("held_by", "affiliated_with")
+def disputed_groups(principal):
+    """The disputed groups `principal` may see (None: the system, all of them)."""
+    groups = DetaineeGroup.objects.filter(disputed_groups_q()).select_related("held_by", "affiliated_with")
+    return policy.restrict(groups, principal)
 
 
 #: The windows staff sort open negotiations into by their next step's due date.
@@ -106,9 +108,10 @@ def next_step_q(window, *, today):
     return Q(status__in=OPEN) & windows[window]
 
 
-def status_counts():
-    """{status: number of negotiations} for every status, zeros included."""
-    counts = dict(Negotiation.objects.order_by().values_list("status").annotate(n=Count("pk")))
+def status_counts(principal):
+    """{status: number of negotiations `principal` may see} for every status, zeros included."""
+    negotiations = policy.restrict(Negotiation.objects.order_by(), principal)
+    counts = dict(negotiations.values_list("status").annotate(n=Count("pk")))
     return {str(status): counts.get(str(status), 0) for status in NegotiationStatus}
 
 
@@ -117,32 +120,55 @@ def _month_start(day, back=0):
     return date(index // 12, index % 12 + 1, 1)
 
 
-def status_by_month(*, today, months=12):
-    """How many negotiations stood in each status at the end of each of the last `months`
-    months (the current one: today), from the record's real-world dates.
+def status_by_month(principal, *, today, months=12):
+    """How many of the negotiations `principal` may see stood in each status at the end of
+    each of the last `months` months (the current one: today), from the record's real-world
+    dates.
 
     A negotiation counts as `proposed` from the month it opened; each status change moves
     one from its `from_status` to its `to_status` in the month it occurred. Two grouped
-    queries whatever the table size; the result is cached until the record changes.
+    queries whatever the table size; the result is cached until the record changes, per
+    scope (what the principal may see), so no login is shown another's counts.
     """
+    def seen(prefix=""):
+        """The negotiations (through `prefix`) the principal may see; all for the system."""
+        return Q() if principal is None else policy.negotiation_visibility_q(principal, prefix)
+
+    # What decides which negotiations the principal sees: logins that see the same ones
+    # share cached counts, and no others.
+    if principal is None:
+        scope = "system"
+    elif policy.is_client(principal):
+        scope = f"party:{principal.party_id}"
+    elif not policy.has_model_perm(principal, Negotiation):
+        scope = "none"
+    elif policy.sees_every_staff_only(principal):
+        scope = "all"
+    else:
+        scope = "teams:" + ",".join(sorted(str(pk) for pk in policy.team_ids(principal)))
     version = (
         Negotiation.objects.aggregate(latest=Max("updated_at"))["latest"],
         StatusChange.objects.aggregate(latest=Max("created_at"))["latest"],
     )
     stamps = ":".join(moment.isoformat() if moment else "-" for moment in version)
-    key = f"exchanges:status_by_month:{today.isoformat()}:{months}:{stamps}"
+    key = f"exchanges:status_by_month:{scope}:{today.isoformat()}:{months}:{stamps}"
     cached = cache.get(key)
     if cached is not None:
         return cached
     starts = [_month_start(today, back) for back in range(months - 1, -1, -1)]
     deltas = defaultdict(lambda: defaultdict(int))  # month start -> status -> change
     opened = (
-        Negotiation.objects.order_by().annotate(month=TruncMonth("opened_on")).values("month").annotate(n=Count("pk"))
+        Negotiation.objects.filter(seen())
+        .order_by()
+        .annotate(month=TruncMonth("opened_on"))
+        .values("month")
+        .annotate(n=Count("pk"))
     )
     for row in opened:
         deltas[row["month"]][NegotiationStatus.PROPOSED.value] += row["n"]
     moves = (
-        StatusChange.objects.order_by()
+        StatusChange.objects.filter(seen("negotiation__"))
+        .order_by()
         .annotate(month=TruncMonth("occurred_at"))
         .values("month", "from_status", "to_status")
         .annotate(n=Count("pk"))

@@ -3,6 +3,10 @@
 Files open cleanly in Excel and LibreOffice (UTF-8 with a byte-order mark), are streamed
 row by row (a million rows never sit in memory), and a cell that a spreadsheet would run
 as a formula (=, +, -, @ first) is prefixed with an apostrophe.
+
+An export is a read like any other: it needs the list's view permission, holds only the
+rows the login may see (the admin's queryset is the policy's), and one that includes
+staff-only negotiations is written to the access log.
 """
 import csv
 from datetime import date, datetime
@@ -15,6 +19,10 @@ from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+
+from . import audit
+from .choices import Visibility
+from .models import AccessLogEntry, Negotiation
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -72,12 +80,15 @@ class CsvExportMixin:
     Subclasses define `csv_columns`: an attribute name (its header too; a field with
     choices is written as its label in the user's language) or a (header, function of the
     object) pair; and may override `csv_queryset` to add joins for those functions.
+    `csv_negotiation_field` names the rows' negotiation ("pk" for negotiations themselves),
+    so that the staff-only ones an export includes are logged.
     """
 
     change_list_template = "admin/csv_change_list.html"
     csv_columns = ()
     csv_filename = "export"  # ASCII: it goes in a header
     csv_chunk_size = 1000
+    csv_negotiation_field = None
 
     def csv_queryset(self, queryset):
         return queryset
@@ -128,7 +139,18 @@ class CsvExportMixin:
         except IncorrectLookupParameters:
             return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist") + "?e=1")
         queryset = self.csv_queryset(changelist.queryset)
+        self._log_staff_only(request, changelist.queryset)
         columns = [self._csv_column(column) for column in self.csv_columns]
         rows = ([getter(obj) for _header, getter in columns] for obj in queryset.iterator(chunk_size=self.csv_chunk_size))
         filename = f"{self.csv_filename}-{timezone.localdate().isoformat()}.csv"
         return csv_response(filename, [header for header, _getter in columns], rows)
+
+    def _log_staff_only(self, request, queryset):
+        """One access-log entry per staff-only negotiation the export includes (one query)."""
+        if self.csv_negotiation_field is None:
+            return
+        included = queryset.order_by().values(self.csv_negotiation_field)
+        staff_only = Negotiation.objects.filter(visibility=Visibility.STAFF_ONLY, pk__in=included).only(
+            "pk", "reference", "title", "visibility"
+        )
+        audit.log_staff_access(request.user, staff_only, channel=AccessLogEntry.Channel.EXPORT)

@@ -1,4 +1,8 @@
-"""Stall rules, flags and the notification outbox in the admin."""
+"""Stall rules, flags and the notification outbox in the admin.
+
+Like the record's admin (`exchanges.admin`), every list and page reads through the policy
+and Django's model permissions decide which of them a login has.
+"""
 from operator import attrgetter
 
 from django.contrib import admin, messages
@@ -6,7 +10,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from exchanges.admin import NegotiationAdmin, ReadOnlyAdminMixin
+from exchanges import policy
+from exchanges.admin import NegotiationAdmin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline
 from exchanges.spreadsheets import CsvExportMixin
 
 from . import delivery, notify, services
@@ -14,7 +19,7 @@ from .models import DeliveryAttempt, EmailNotification, Flag, ScanRun, StallRule
 
 
 @admin.register(StallRule)
-class StallRuleAdmin(admin.ModelAdmin):
+class StallRuleAdmin(RecordAdmin):
     list_display = ["key", "overdue_days", "very_overdue_days", "updated_at"]
     list_editable = ["overdue_days", "very_overdue_days"]
     readonly_fields = ["key"]
@@ -52,8 +57,9 @@ def _acknowledged_by(flag):
 
 
 @admin.register(Flag)
-class FlagAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class FlagAdmin(CsvExportMixin, ReadOnlyAdminMixin, RecordAdmin):
     csv_filename = "flags"
+    csv_negotiation_field = "negotiation"
     csv_columns = [
         ("negotiation", lambda flag: flag.negotiation.reference),
         ("title", lambda flag: flag.negotiation.title),
@@ -83,21 +89,22 @@ class FlagAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_actions(self, request):
         return {name: value for name, value in super().get_actions(request).items() if name == "acknowledge"}
 
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_staff
+    def has_acknowledge_permission(self, request):
+        """Flags are never edited here, only acknowledged: that takes `tracker.change_flag`."""
+        return policy.allows(request.user, "acknowledge", Flag)
 
     @admin.display(description=_("days silent"), ordering="negotiation__last_activity_at")
     def silence(self, flag):
         return flag.days_silent
 
-    @admin.action(description=_("Acknowledge the selected flags"))
+    @admin.action(description=_("Acknowledge the selected flags"), permissions=["acknowledge"])
     def acknowledge(self, request, queryset):
         for flag in queryset:
             services.flag_acknowledge(flag=flag, actor=request.user)
         messages.success(request, _("Acknowledged."))
 
 
-class FlagInline(ReadOnlyAdminMixin, admin.TabularInline):
+class FlagInline(ReadOnlyAdminMixin, RecordTabularInline):
     model = Flag
     fields = ["kind", "level", "silence", "raised_at", "escalated_at", "acknowledged_at", "resolved_at", "resolution"]
     readonly_fields = fields
@@ -113,7 +120,7 @@ NegotiationAdmin.inlines = [*NegotiationAdmin.inlines, FlagInline]
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(admin.ModelAdmin):
+class WebhookSubscriptionAdmin(RecordAdmin):
     list_display = ["client", "url", "events", "active", "disabled_reason", "created_at"]
     list_filter = ["active", "client__party"]
     list_select_related = ["client"]
@@ -139,14 +146,14 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
         )
 
 
-class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+class AttemptInline(ReadOnlyAdminMixin, RecordTabularInline):
     model = DeliveryAttempt
     fields = ["attempted_at", "status_code", "duration_ms", "error", "response_excerpt"]
     readonly_fields = fields
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, RecordAdmin):
     list_display = ["event_type", "subscription", "negotiation", "status", "attempts", "last_status_code", "next_attempt_at", "created_at"]
     list_filter = ["status", "event_type"]
     list_select_related = ["subscription__client", "negotiation"]
@@ -155,38 +162,34 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [AttemptInline]
     actions = ["redeliver"]
 
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_staff
-
     def get_actions(self, request):
         return {name: value for name, value in super().get_actions(request).items() if name == "redeliver"}
 
-    @admin.action(description=_("Redeliver the selected deliveries now"))
+    def has_redeliver_permission(self, request):
+        """Deliveries are never edited here, only sent again: that takes `tracker.change_webhookdelivery`."""
+        return policy.allows(request.user, "change", WebhookDelivery)
+
+    @admin.action(description=_("Redeliver the selected deliveries now"), permissions=["redeliver"])
     def redeliver(self, request, queryset):
         now = timezone.now()
         for webhook_delivery in queryset:
+            policy.require(request.user, "change", webhook_delivery)
             delivery.redeliver(webhook_delivery, now=now)
         notify.kick()
         messages.success(request, _("Queued for redelivery."))
 
 
 @admin.register(EmailNotification)
-class EmailNotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class EmailNotificationAdmin(ReadOnlyAdminMixin, RecordAdmin):
     list_display = ["subject", "recipient", "created_at", "sent_at", "attempts", "last_error"]
     list_filter = ["sent_at"]
     search_fields = ["subject", "recipient__username", "recipient__email"]
 
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_staff
-
 
 @admin.register(ScanRun)
-class ScanRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ScanRunAdmin(ReadOnlyAdminMixin, RecordAdmin):
     """When the stall scan ran, how (full or incremental) and what it changed: kept 30 days."""
 
     list_display = ["as_of", "full", "examined", "duration_ms", "summary"]
     list_filter = ["full"]
     date_hierarchy = "as_of"
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_staff

@@ -13,5 +13,5 @@ class TrackerAdminSite(admin.AdminSite):
     def index(self, request, extra_context=None):
         from . import dashboard
 
-        context = {"dashboard": dashboard.build(today=timezone.localdate()), **(extra_context or {})}
+        context = {"dashboard": dashboard.build(user=request.user, today=timezone.localdate()), **(extra_context or {})}
         return super().index(request, context)

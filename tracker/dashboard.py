@@ -1,16 +1,19 @@
 """What the admin's home page shows: what needs attention today, each part linking to its list.
 
 Reads only; every list is capped (the page must stay quick on a poor connection) and
-says how many more there are.
+says how many more there are. Each part is for those who may see what it counts, and
+counts only that (`exchanges.policy`): negotiations, their next steps and the monthly
+chart with the negotiation view permission and within the login's teams; flags with the
+flag view permission; disputed groups with the group view permission.
 """
 from datetime import timedelta
 
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from exchanges import charts, selectors
+from exchanges import charts, policy, selectors
 from exchanges.choices import OPEN, FigureMetric, NegotiationStatus
-from exchanges.models import Negotiation
+from exchanges.models import DetaineeGroup, Negotiation
 from exchanges.selectors import figures_summary
 
 from .models import Flag
@@ -23,8 +26,28 @@ def _url(name, **params):
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def build(*, today):
-    counts = selectors.status_counts()
+def build(*, user, today):
+    sees = {
+        "negotiations": policy.has_model_perm(user, Negotiation),
+        "flags": policy.has_model_perm(user, Flag),
+        "groups": policy.has_model_perm(user, DetaineeGroup),
+    }
+    dashboard = {"today": today, "week_end": today + timedelta(days=7), "sees": sees, "headline": {}}
+    parts = [
+        (sees["negotiations"], lambda: _negotiations(user, today)),
+        (sees["flags"], lambda: _flags(user)),
+        (sees["groups"], lambda: _disputed(user)),
+    ]
+    for seen, part in parts:
+        if seen:
+            values = part()
+            dashboard["headline"].update(values.pop("headline"))
+            dashboard.update(values)
+    return dashboard
+
+
+def _negotiations(user, today):
+    counts = selectors.status_counts(user)
     statuses = [
         {
             "value": str(status),
@@ -36,15 +59,50 @@ def build(*, today):
         }
         for status in NegotiationStatus
     ]
-    open_flags = Flag.objects.filter(resolved_at__isnull=True).select_related("negotiation")
+    visible = policy.restrict(Negotiation.objects.all(), user)
+    overdue = visible.filter(selectors.next_step_q("overdue", today=today))
+    due = visible.filter(selectors.next_step_q("week", today=today))
+    overdue_count = overdue.count()
+    due_count = due.count()
+    return {
+        "statuses": statuses,
+        "overdue": list(overdue.order_by("next_step_due", "reference")[:LIMIT]),
+        "overdue_more": max(0, overdue_count - LIMIT),
+        "overdue_url": _url("admin:exchanges_negotiation_changelist", next_step="overdue"),
+        "due": list(due.order_by("next_step_due", "reference")[:LIMIT]),
+        "due_more": max(0, due_count - LIMIT),
+        "due_url": _url("admin:exchanges_negotiation_changelist", next_step="week"),
+        "status_chart": charts.status_over_time(selectors.status_by_month(user, today=today, months=12)),
+        "headline": {
+            "overdue_steps": overdue_count,
+            "due_steps": due_count,
+            "open": sum(entry["count"] for entry in statuses if entry["open"]),
+        },
+    }
+
+
+def _flags(user):
+    open_flags = policy.restrict(Flag.objects.filter(resolved_at__isnull=True), user).select_related("negotiation")
     flags = list(open_flags.order_by("negotiation__last_activity_at", "kind")[:LIMIT])
-    overdue = Negotiation.objects.filter(selectors.next_step_q("overdue", today=today))
-    due = Negotiation.objects.filter(selectors.next_step_q("week", today=today))
-    disputed = selectors.disputed_groups().prefetch_related("figures").order_by("name")
-    disputed_rows = []
+    flag_count = open_flags.count()
+    return {
+        "flags": flags,
+        "flags_more": max(0, flag_count - len(flags)),
+        # Open flags sorted by their "days silent" column (the 4th), longest silence first.
+        "flags_url": _url("admin:tracker_flag_changelist", open="yes", o="4"),
+        "headline": {
+            "flags": flag_count,
+            "very_overdue": open_flags.filter(level="very_overdue").count(),
+        },
+    }
+
+
+def _disputed(user):
+    disputed = selectors.disputed_groups(user).prefetch_related("figures").order_by("name")
+    rows = []
     for group in disputed[:LIMIT]:
         summary = figures_summary(group.figures.all())
-        disputed_rows.append(
+        rows.append(
             {
                 "group": group,
                 "disputes": [
@@ -54,34 +112,10 @@ def build(*, today):
                 ],
             }
         )
-    flag_count = open_flags.count()
-    overdue_count = overdue.count()
-    due_count = due.count()
     disputed_count = disputed.count()
     return {
-        "today": today,
-        "week_end": today + timedelta(days=7),
-        "headline": {
-            "flags": flag_count,
-            "very_overdue": open_flags.filter(level="very_overdue").count(),
-            "overdue_steps": overdue_count,
-            "due_steps": due_count,
-            "disputed": disputed_count,
-            "open": sum(entry["count"] for entry in statuses if entry["open"]),
-        },
-        "statuses": statuses,
-        "flags": flags,
-        "flags_more": max(0, flag_count - len(flags)),
-        # Open flags sorted by their "days silent" column (the 4th), longest silence first.
-        "flags_url": _url("admin:tracker_flag_changelist", open="yes", o="4"),
-        "overdue": list(overdue.order_by("next_step_due", "reference")[:LIMIT]),
-        "overdue_more": max(0, overdue_count - LIMIT),
-        "overdue_url": _url("admin:exchanges_negotiation_changelist", next_step="overdue"),
-        "due": list(due.order_by("next_step_due", "reference")[:LIMIT]),
-        "due_more": max(0, due_count - LIMIT),
-        "due_url": _url("admin:exchanges_negotiation_changelist", next_step="week"),
-        "disputed": disputed_rows,
-        "disputed_more": max(0, disputed_count - len(disputed_rows)),
+        "disputed": rows,
+        "disputed_more": max(0, disputed_count - len(rows)),
         "disputed_url": _url("admin:exchanges_detaineegroup_changelist", disputed="yes"),
-        "status_chart": charts.status_over_time(selectors.status_by_month(today=today, months=12)),
+        "headline": {"disputed": disputed_count},
     }

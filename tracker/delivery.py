@@ -130,9 +130,19 @@ def deliver(delivery_id, *, now=None):
         return delivery.status if delivery else None
     subscription = delivery.subscription
     client = subscription.client
-    if not subscription.active or not client.is_active or not may_see_negotiation(client, delivery.negotiation):
+    # Access follows the current participants: what the client may no longer see when the
+    # delivery is due is dropped, never sent, and says why.
+    if not subscription.active:
+        dropped = _("Dropped: the subscription was deactivated before it was sent.")
+    elif not client.is_active:
+        dropped = _("Dropped: the API client was revoked or expired before it was sent.")
+    elif not may_see_negotiation(client, delivery.negotiation):
+        dropped = _("Dropped: the client may no longer see this negotiation.")
+    else:
+        dropped = None
+    if dropped:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            status=DeliveryStatus.CANCELLED, leased_until=None, last_error=_("The subscriber may no longer receive it."), updated_at=timezone.now()
+            status=DeliveryStatus.CANCELLED, leased_until=None, next_attempt_at=None, last_error=dropped, updated_at=timezone.now()
         )
         return DeliveryStatus.CANCELLED
 

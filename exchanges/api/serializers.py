@@ -72,7 +72,7 @@ class VisibleGroupField(serializers.PrimaryKeyRelatedField):
 
 def recorded_by_party_field():
     return serializers.PrimaryKeyRelatedField(
-        read_only=True, pk_field=serializers.UUIDField(),
+        read_only=True, allow_null=True, pk_field=serializers.UUIDField(),
         help_text="The party whose API client recorded it (null: staff); only that party may change it.",
     )  # fmt: skip
 

@@ -96,7 +96,7 @@ def test_status_by_month_counts_each_status_at_each_month_end(django_assert_max_
     negotiation = NegotiationFactory(opened_on=_month_start(today, back=2))
     record.negotiation_change_status(negotiation=negotiation, to_status="in_talks", actor=None)
     with django_assert_max_num_queries(4):
-        series = status_by_month(today=today, months=4)
+        series = status_by_month(None, today=today, months=4)
     assert [month for month, _counts in series] == [_month_start(today, back) for back in (3, 2, 1, 0)]
     assert (series[0][1]["proposed"], series[0][1]["in_talks"]) == (0, 0)
     assert (series[1][1]["proposed"], series[1][1]["in_talks"]) == (1, 0)

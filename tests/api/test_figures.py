@@ -34,7 +34,20 @@ def test_a_claim_cannot_be_overwritten_but_its_assessment_can_change(ukraine, ru
     assert assessed.status_code == 200
     assert assessed.json()["value"] == 1730 and assessed.json()["reliability"] == "disputed"
     assert api.put(f"{url}{figure['id']}/", {"value": 1}, format="json").status_code == 405
-    assert api.delete(f"{url}{figure['id']}/").status_code == 405
+
+
+def test_only_the_recording_party_withdraws_a_claim_and_the_trail_keeps_it(ukraine, russia, garrison, make_api):
+    from exchanges.models import AuditEntry, ReportedFigure
+
+    url = f"/api/v1/detainee-groups/{garrison.pk}/figures/"
+    figure = make_api(russia).post(url, {"metric": "total", "value": 1730, "reported_on": "2022-05-19"}, format="json").json()
+    assert figure["recorded_by_party"] == str(russia.pk)
+    refused = make_api(ukraine).delete(f"{url}{figure['id']}/")
+    assert refused.status_code == 403 and "recorded" in refused.json()["detail"]
+    assert make_api(russia).delete(f"{url}{figure['id']}/").status_code == 204
+    assert not ReportedFigure.objects.filter(pk=figure["id"]).exists()
+    withdrawn = AuditEntry.objects.get(model="exchanges.reportedfigure", object_id=figure["id"], action="delete")
+    assert withdrawn.changes["value"] == [1730, None]
 
 
 def test_a_figure_read_through_another_group_is_404(ukraine, garrison, make_api):
