@@ -4,10 +4,6 @@ Migrations call `sync_roles` (idempotent: a role gets exactly these permissions,
 groups are left alone); `create_staff_login --role` puts a login in one. A role is a
 set of model permissions, so the admin and the API honour it the same way.
 """
-from django.utils.translation import gettext_lazy as _
-
-VIEW = "view"
-
 #: What a Viewer reads: the record and the flags, not the trail, clients or outbox.
 RECORD = {
     "exchanges": ["party", "detaineegroup", "reportedfigure", "negotiation", "participant", "coveredgroup",
@@ -57,13 +53,6 @@ ROLES = {
     "coordinator": ("Coordinator", COORDINATOR),
     "auditor": ("Auditor", AUDITOR),
 }
-ROLE_DESCRIPTIONS = {
-    "viewer": _("views records"),
-    "editor": _("Viewer, and records negotiations, status changes, events, groups, figures; acknowledges flags"),
-    "coordinator": _("Editor, and changes visibility and participants; manages parties, teams, API clients, "
-                     "webhooks and stall rules; deletes"),
-    "auditor": _("reads the audit trail and the access log, nothing else"),
-}  # fmt: skip
 
 
 def sync_roles(Group, Permission):
