@@ -521,13 +521,31 @@ class ApiClient(TimestampedModel):
 
 class AppendOnlyQuerySet(models.QuerySet):
     def update(self, **kwargs):
-        raise PermissionError("The audit trail is append-only.")
+        raise PermissionError(f"The {self.model._meta.verbose_name_plural} is append-only.")
 
     def delete(self):
-        raise PermissionError("The audit trail is append-only.")
+        raise PermissionError(f"The {self.model._meta.verbose_name_plural} is append-only.")
 
 
-class AuditEntry(models.Model):
+class AppendOnlyModel(models.Model):
+    """Rows written once and never changed or deleted: the model and its queryset refuse,
+    and on PostgreSQL a trigger (migrations 0003 and 0008) refuses too."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError(f"The {self._meta.verbose_name_plural} is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError(f"The {self._meta.verbose_name_plural} is append-only.")
+
+
+class AuditEntry(AppendOnlyModel):
     """Who changed what, when, from which request, with the values before and after.
 
     Append-only: the model, its queryset and (on PostgreSQL) a trigger refuse updates and
@@ -555,8 +573,6 @@ class AuditEntry(models.Model):
     request_id = models.CharField(_("request"), max_length=64, blank=True, db_index=True)
     changes = models.JSONField(_("changes"), default=dict)
 
-    objects = AppendOnlyQuerySet.as_manager()
-
     class Meta:
         ordering = ["-occurred_at", "-id"]
         verbose_name = _("audit entry")
@@ -566,16 +582,9 @@ class AuditEntry(models.Model):
     def __str__(self):
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor_label} {self.get_action_display()} {self.object_repr}"
 
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("The audit trail is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("The audit trail is append-only.")
 
 
-class AccessLogEntry(models.Model):
+class AccessLogEntry(AppendOnlyModel):
     """One staff read of a `staff_only` negotiation: who, which, when, from where, how.
 
     Append-only like the audit trail (model, queryset and, on PostgreSQL, a trigger).
@@ -601,8 +610,6 @@ class AccessLogEntry(models.Model):
     channel = models.CharField(_("how"), max_length=8, choices=Channel.choices)
     request_id = models.CharField(_("request"), max_length=64, blank=True)
 
-    objects = AppendOnlyQuerySet.as_manager()
-
     class Meta:
         ordering = ["-occurred_at", "-id"]
         verbose_name = _("access log entry")
@@ -612,13 +619,6 @@ class AccessLogEntry(models.Model):
     def __str__(self):
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.user_label} {self.negotiation_repr}"
 
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("The access log is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("The access log is append-only.")
 
 
 class IdempotencyKey(models.Model):

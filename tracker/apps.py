@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -15,6 +16,17 @@ class TrackerConfig(AppConfig):
 
         signals.status_changed.connect(receivers.on_status_changed, dispatch_uid="tracker.status_changed")
         signals.negotiation_touched.connect(receivers.on_negotiation_touched, dispatch_uid="tracker.touched")
+        # After every migrate (and a test database's flush), once the permissions of both
+        # apps exist: the four staff roles as exchanges.roles defines them.
+        post_migrate.connect(sync_roles, sender=self, dispatch_uid="tracker.sync_roles")
+
+
+def sync_roles(sender, **kwargs):
+    from django.contrib.auth.models import Group, Permission
+
+    from exchanges.roles import sync_roles as sync
+
+    sync(Group, Permission)
 
 
 class TrackerAdminConfig(admin_apps.AdminConfig):

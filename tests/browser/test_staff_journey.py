@@ -91,7 +91,10 @@ def record(transactional_db, django_user_model):
         participants=[(ukraine, "side"), (russia, "side")], groups=[garrison],
     )
     scan_stalls()
-    django_user_model.objects.create_user(username="officer", password="Journey-pw-2026", is_staff=True, is_superuser=True)
+    from django.contrib.auth.models import Group
+
+    officer = django_user_model.objects.create_user(username="officer", password="Journey-pw-2026", is_staff=True)
+    officer.groups.add(Group.objects.get(name="Coordinator"))  # the role a case officer works in, not a superuser
     return {"silent": silent, "moving": moving}
 
 
