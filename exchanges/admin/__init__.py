@@ -1,0 +1,12 @@
+"""The staff interface. Every save goes through `exchanges.services`, like the API.
+
+Who sees and does what is `exchanges.policy`'s answer, here as everywhere: every admin and
+inline reads through `policy.restrict` (lists, pages, inlines, autocompletes, filters),
+asks `policy.allows` before offering a change or a delete, and Django's model permissions
+(given by the staff roles) decide which admins a login has at all.
+"""
+from . import access, groups, negotiations, parties, trail  # noqa: F401 - each registers its admins
+from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, render_audit
+from .negotiations import NegotiationAdmin
+
+__all__ = ["AuditedAdminMixin", "NegotiationAdmin", "ReadOnlyAdminMixin", "RecordAdmin", "RecordTabularInline", "render_audit"]

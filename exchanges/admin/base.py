@@ -1,0 +1,222 @@
+"""The bases of every admin here and in the tracker: rows through `policy.restrict`,
+changes and deletes only as `policy.allows`, the audit trail only for those who may read it."""
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import F, Func, Subquery
+from django.db.models.functions import Coalesce
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from .. import policy
+from ..models import (
+    AuditEntry,
+    Negotiation,
+)
+
+
+
+def changed_fields(form, names):
+    return {name: form.cleaned_data[name] for name in names if name in form.changed_data}
+
+
+def adopt(obj, saved):
+    """Make the admin's in-memory object the one the service saved (the admin redirects to obj.pk)."""
+    obj.__dict__.update({key: value for key, value in saved.__dict__.items() if key != "_state"})
+    obj._state.adding = False
+    obj._state.db = saved._state.db
+
+
+def render_audit(entries):
+    """A table of audit entries: when, who, via, what, and each field's before → after."""
+    entries = list(entries)
+    if not entries:
+        return _("No changes recorded.")
+
+    def changes(entry):
+        return format_html_join(
+            "",
+            "<div><code>{}</code>: {} → {}</div>",
+            ((field, _short(values[0]), _short(values[1])) for field, values in entry.changes.items()),
+        )
+
+    rows = format_html_join(
+        "",
+        "<tr><td style='white-space:nowrap'>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                entry.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+                entry.actor_label,
+                entry.channel,
+                entry.get_action_display(),
+                entry.object_repr,
+                changes(entry),
+            )
+            for entry in entries
+        ),
+    )
+    return format_html(
+        "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+        _("When"), _("Who"), _("Via"), _("Action"), _("Object"), _("Changes"), rows,
+    )
+
+
+def _short(value):
+    text = "∅" if value in (None, "") else str(value)
+    return text if len(text) <= 120 else text[:117] + "…"
+
+
+def viewer_of(obj):
+    """The login an object was read for (`PolicyAdminMixin.get_object` notes it): display
+    methods get no request, and must show only what that login may see and do."""
+    return getattr(obj, "_admin_user", None)
+
+
+def may(obj, action, target, **context):
+    """Whether the login `obj` was read for may do `action` to `target` (policy.allows)."""
+    user = viewer_of(obj)
+    return user is not None and policy.allows(user, action, target, **context)
+
+
+def is_saved(obj):
+    return obj is not None and not obj._state.adding
+
+
+def visible_negotiation_count(request, **link):
+    """How many of the negotiations linked so (e.g. teams=OuterRef("pk")) the login may see:
+    an annotation for a list's column, one subquery, never a count of hidden ones."""
+    visible = policy.restrict(Negotiation.objects.filter(**link), request.user).order_by()
+    count = Func(F("pk"), function="COUNT", output_field=models.IntegerField())
+    return Coalesce(Subquery(visible.annotate(n=count).values("n")), 0)
+
+
+class PolicyMixin:
+    """Rows and choices through the policy, for admins and inlines alike."""
+
+    def get_queryset(self, request):
+        return policy.restrict(super().get_queryset(request), request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.related_model is Negotiation and "queryset" not in kwargs:
+            kwargs["queryset"] = policy.restrict(Negotiation.objects.all(), request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class PolicyAdminMixin(PolicyMixin):
+    """A ModelAdmin that shows only what the login may see and offers only what it may do.
+
+    Model permissions decide the admin as a whole (Django's defaults, view included);
+    `policy.allows` decides for the object at hand. A service's refusal (`policy.Refused`)
+    is a 403; its validation errors show on the form, with what was typed, not as a 500.
+    """
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj._admin_user = request.user
+        return obj
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (
+            obj is None or policy.allows(request.user, "change", obj)
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (
+            obj is None or policy.allows(request.user, "delete", obj)
+        )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method != "POST":
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        try:
+            with transaction.atomic():
+                return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as error:
+            # Nothing was written; show the form again, as typed, with the service's errors.
+            request._service_errors = error
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        error = getattr(request, "_service_errors", None)
+        if error is None:
+            return form
+
+        class RefusedForm(form):
+            def clean(self):
+                cleaned_data = super().clean()
+                errors = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
+                for field, field_errors in errors.items():
+                    for message in field_errors:
+                        self.add_error(field if field in self.fields else None, message)
+                return cleaned_data
+
+        return RefusedForm
+
+
+class PolicyInlineMixin(PolicyMixin):
+    """An inline whose rows are added, changed or deleted only as the policy allows for
+    the negotiation (or other record) on the page."""
+
+    def _allows(self, request, action, obj):
+        negotiation = obj if isinstance(obj, Negotiation) and is_saved(obj) else None
+        return policy.allows(request.user, action, self.model, negotiation=negotiation)
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and self._allows(request, "add", obj)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._allows(request, "change", obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._allows(request, "delete", obj)
+
+
+class RecordAdmin(PolicyAdminMixin, admin.ModelAdmin):
+    """The base of every ModelAdmin here and in the tracker."""
+
+
+class RecordTabularInline(PolicyInlineMixin, admin.TabularInline):
+    """The base of every inline here and in the tracker."""
+
+
+class AuditedAdminMixin:
+    """Adds a read-only “Who changed what” section listing the object's audit entries, for
+    logins that may read the audit trail."""
+
+    audit_limit = 100
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "audit_trail"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        fieldsets = [(name, {**opts, "fields": [f for f in opts["fields"] if f != "audit_trail"]}) for name, opts in fieldsets]
+        if obj is not None and policy.has_model_perm(request.user, AuditEntry):
+            fieldsets.append((_("Who changed what"), {"fields": ["audit_trail"], "classes": ["collapse"]}))
+        return fieldsets
+
+    def audit_entries(self, obj):
+        return AuditEntry.objects.filter(model=obj._meta.label_lower, object_id=str(obj.pk))
+
+    @admin.display(description=_("audit trail"))
+    def audit_trail(self, obj):
+        user = viewer_of(obj)
+        if not is_saved(obj) or not policy.has_model_perm(user, AuditEntry):
+            return "-"
+        return render_audit(policy.restrict(self.audit_entries(obj), user)[: self.audit_limit])
+
+
+class ReadOnlyAdminMixin:
+    """For append-only history: visible, never added, edited or deleted here (not even by
+    a superuser)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

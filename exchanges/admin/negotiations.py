@@ -1,0 +1,455 @@
+"""Negotiations, their participants, covered groups, status history and events."""
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Exists, OuterRef, Prefetch
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from .. import audit, charts, policy, services
+from ..choices import FINAL, NegotiationStatus, allowed_transitions
+from ..models import (
+    AccessLogEntry,
+    AuditEntry,
+    CoveredGroup,
+    Event,
+    Negotiation,
+    Participant,
+    Party,
+    StatusChange,
+)
+from ..selectors import NEXT_STEP_WINDOWS, next_step_q
+from ..spreadsheets import CsvExportMixin
+
+from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, adopt, changed_fields, may, is_saved, viewer_of
+
+
+def _manages_access(request, negotiation=None):
+    """Whether the login may change who takes part in and who sees a negotiation (or any)."""
+    return policy.allows(request.user, "manage_access", negotiation if is_saved(negotiation) else Negotiation)
+
+
+class ParticipantInline(RecordTabularInline):
+    """Who takes part decides which API clients see the negotiation: editable only with the
+    permission to manage access (Coordinators), read-only for everyone else."""
+
+    model = Participant
+    extra = 1
+    autocomplete_fields = ["party"]
+
+    def _allows(self, request, action, obj):
+        return super()._allows(request, action, obj) and _manages_access(request, obj)
+
+
+class CoveredGroupInline(RecordTabularInline):
+    model = CoveredGroup
+    extra = 1
+    autocomplete_fields = ["group"]
+
+
+class StatusHistoryInline(ReadOnlyAdminMixin, RecordTabularInline):
+    model = StatusChange
+    fields = ["sequence", "from_status", "to_status", "occurred_at", "recorded_at", "recorded_by", "note", "source"]
+    readonly_fields = fields
+    verbose_name_plural = _("status history (append-only)")
+    ordering = ["sequence"]
+
+    @admin.display(description=_("recorded by"))
+    def recorded_by(self, change):
+        return change.recorded_by or _("system")
+
+
+class StalledFilter(admin.SimpleListFilter):
+    title = _("stalled")
+    parameter_name = "stalled"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Stalled")), ("no", _("Not stalled"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(stalled=True)
+        if self.value() == "no":
+            return queryset.filter(stalled=False)
+        return queryset
+
+
+class NextStepFilter(admin.SimpleListFilter):
+    """Open negotiations by their next step's due date, as the dashboard links to them."""
+
+    title = _("next step")
+    parameter_name = "next_step"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("overdue", _("Overdue")),
+            ("week", _("Due in the coming week")),
+            ("later", _("Due later")),
+            ("none", _("No due date")),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() in NEXT_STEP_WINDOWS:
+            return queryset.filter(next_step_q(self.value(), today=timezone.localdate()))
+        return queryset
+
+
+class PartyTakingPartFilter(admin.SimpleListFilter):
+    title = _("party")
+    parameter_name = "party"
+
+    def lookups(self, request, model_admin):
+        """The parties taking part in a negotiation the login may see."""
+        taking_part = Party.objects.filter(participations__negotiation__in=model_admin.get_queryset(request).order_by())
+        return [(str(party.pk), str(party)) for party in taking_part.distinct()]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(Exists(Participant.objects.filter(negotiation=OuterRef("pk"), party=self.value())))
+        return queryset
+
+
+class ChangeStatusForm(forms.Form):
+    to_status = forms.ChoiceField(label=_("New status"))
+    occurred_at = forms.DateTimeField(
+        label=_("Occurred at"),
+        help_text=_("When it happened (UTC). Leave as is for now; back-date a change learnt later."),
+    )
+    note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    source = forms.CharField(label=_("Source"), max_length=1000, required=False)
+
+    def __init__(self, *args, negotiation, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_status"].choices = [
+            (value, NegotiationStatus(value).label) for value in allowed_transitions(negotiation.status)
+        ]
+        self.fields["occurred_at"].initial = timezone.now().replace(microsecond=0)
+
+
+def _participants_cell(negotiation):
+    return "; ".join(f"{participant.party.name} ({participant.get_role_display()})" for participant in negotiation.participants.all())
+
+
+def _groups_cell(negotiation):
+    return "; ".join(covered.group.name for covered in negotiation.covered_groups.all())
+
+
+@admin.register(Negotiation)
+class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
+    csv_filename = "negotiations"
+    csv_negotiation_field = "pk"
+    csv_columns = [
+        "reference",
+        "title",
+        "status",
+        "priority",
+        "visibility",
+        "opened_on",
+        "last_activity_at",
+        "stalled",
+        "stalled_since",
+        "next_step",
+        "next_step_due",
+        ("participants", _participants_cell),
+        ("groups", _groups_cell),
+        "summary",
+    ]
+
+    def csv_queryset(self, queryset):
+        return queryset.prefetch_related(
+            Prefetch("participants", queryset=Participant.objects.select_related("party").order_by("id")),
+            Prefetch("covered_groups", queryset=CoveredGroup.objects.select_related("group").order_by("id")),
+        )
+
+    list_display = [
+        "reference",
+        "title",
+        "status",
+        "priority",
+        "visibility",
+        "stalled",
+        "last_activity_at",
+        "next_step_due",
+        "case_officer",
+    ]
+    list_select_related = ["case_officer"]
+    list_filter = [
+        "status",
+        "priority",
+        StalledFilter,
+        NextStepFilter,
+        "visibility",
+        PartyTakingPartFilter,
+        ("teams", admin.RelatedOnlyFieldListFilter),
+        ("case_officer", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["reference", "title", "summary"]
+    date_hierarchy = "opened_on"
+    ordering = ["-last_activity_at"]
+    filter_horizontal = ["watchers", "teams"]
+    readonly_fields = [
+        "reference",
+        "status_and_action",
+        "last_activity_at",
+        "stalled",
+        "stalled_since",
+        "timeline",
+    ]
+    fieldsets = [
+        (None, {"fields": ["reference", "title", "summary", "status_and_action", "priority", "visibility"]}),
+        (_("Who works on it"), {"fields": ["case_officer", "teams"]}),
+        (_("Next step"), {"fields": ["opened_on", "next_step", "next_step_due"]}),
+        (_("Activity"), {"fields": ["last_activity_at", "stalled", "stalled_since", "watchers"]}),
+        (_("Timeline"), {"fields": ["timeline"]}),
+    ]
+    inlines = [ParticipantInline, CoveredGroupInline, StatusHistoryInline]
+
+    def has_delete_permission(self, request, obj=None):
+        """A negotiation's history is the record: it is closed with a final status, never deleted."""
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        """Visibility and teams decide who sees it: only those who manage access change them."""
+        fields = list(super().get_readonly_fields(request, obj))
+        if not _manages_access(request, obj):
+            fields += ["visibility", "teams"]
+        return fields
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("teams", list(request.user.tracker_teams.values_list("pk", flat=True)))
+        return initial
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "case_officer":
+            kwargs["queryset"] = get_user_model().objects.filter(is_active=True, is_staff=True).order_by("username")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Reading a staff-only negotiation's page is logged (the access log)."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            original = (getattr(response, "context_data", None) or {}).get("original")
+            if original is not None:
+                audit.log_staff_access(request.user, [original], channel=AccessLogEntry.Channel.PAGE)
+        return response
+
+    def audit_entries(self, negotiation):
+        """Everything about the negotiation: itself, its history, events, flags and reads."""
+        return AuditEntry.objects.filter(negotiation_id=negotiation.pk)
+
+    @admin.display(description=_("status"))
+    def status_and_action(self, negotiation):
+        if not is_saved(negotiation):
+            return NegotiationStatus.PROPOSED.label
+        label = negotiation.get_status_display()
+        if negotiation.status in FINAL:
+            return format_html("<strong>{}</strong> ({})", label, _("final"))
+        if not may(negotiation, "add", StatusChange, negotiation=negotiation):
+            return format_html("<strong>{}</strong>", label)
+        url = reverse("admin:exchanges_negotiation_change_status", args=[negotiation.pk])
+        return format_html('<strong>{}</strong> &nbsp; <a class="button" href="{}">{}</a>', label, url, _("Change status…"))
+
+    @admin.display(description=_("timeline"))
+    def timeline(self, negotiation):
+        """Status changes and events in one chronological table, read-only."""
+        user = viewer_of(negotiation)
+        if not is_saved(negotiation) or user is None:
+            return "-"
+        changes = list(policy.restrict(negotiation.status_changes.order_by("sequence"), user))
+        events = list(policy.restrict(negotiation.events.prefetch_related("parties"), user))
+        chart = charts.negotiation_timeline(negotiation, changes=changes, events=events, now=timezone.now())
+        entries = [
+            (change.occurred_at, _("Status"), f"{change.get_from_status_display()} → {change.get_to_status_display()}", change.note, change.source)
+            for change in changes
+        ] + [
+            (event.occurred_at, event.get_kind_display(), event.summary, ", ".join(str(p) for p in event.parties.all()), event.source)
+            for event in events
+        ]
+        entries.sort(key=lambda entry: entry[0])
+        add_link = ""
+        if may(negotiation, "add", Event, negotiation=negotiation):
+            add_url = reverse("admin:exchanges_event_add") + f"?negotiation={negotiation.pk}"
+            add_link = format_html('<p><a class="addlink" href="{}">{}</a></p>', add_url, _("Add an event"))
+        if not entries:
+            return format_html("{}<p>{}</p>", add_link, _("Nothing recorded yet."))
+        rows = format_html_join(
+            "",
+            '<tr><td style="white-space:nowrap">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            ((when.strftime("%Y-%m-%d %H:%M"), kind, text, extra, source) for when, kind, text, extra, source in entries),
+        )
+        return format_html(
+            '{}{}<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th><th>{}</th></tr></thead><tbody>{}</tbody></table>',
+            chart,
+            add_link,
+            _("When"),
+            _("What"),
+            _("Detail"),
+            _("Source"),
+            rows,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<uuid:object_id>/change-status/",
+                self.admin_site.admin_view(self.change_status_view),
+                name="exchanges_negotiation_change_status",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_status_view(self, request, object_id):
+        """403 without the permission to record status changes here, 404 for a negotiation
+        the login may not see."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        negotiation = self.get_object(request, object_id)
+        if negotiation is None:
+            raise Http404
+        policy.require(request.user, "add", StatusChange, negotiation=negotiation)  # Refused: a 403
+        change_url = reverse("admin:exchanges_negotiation_change", args=[negotiation.pk])
+        if negotiation.status in FINAL:
+            messages.warning(request, _("This negotiation is %(status)s: a final status cannot change.") % {"status": negotiation.get_status_display()})
+            return HttpResponseRedirect(change_url)
+        form = ChangeStatusForm(request.POST or None, negotiation=negotiation)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.negotiation_change_status(negotiation=negotiation, actor=request.user, **form.cleaned_data)
+            except services.IllegalStatusChange as exc:
+                labels = {"from": NegotiationStatus(exc.from_status).label, "to": NegotiationStatus(exc.to_status).label}
+                allowed = ", ".join(str(NegotiationStatus(status).label) for status in exc.allowed) or "-"
+                messages.error(
+                    request,
+                    _("A negotiation cannot move from %(from)s to %(to)s.") % labels
+                    + " "
+                    + _("Allowed: %(allowed)s.") % {"allowed": allowed},
+                )
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    for error in errors:
+                        form.add_error(field if field in form.fields else None, error)
+            else:
+                messages.success(request, _("Status changed to %(status)s.") % {"status": NegotiationStatus(form.cleaned_data["to_status"]).label})
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": negotiation,
+            "negotiation": negotiation,
+            "form": form,
+            "title": _("Change the status of %(ref)s") % {"ref": negotiation.reference},
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/exchanges/negotiation/change_status.html", context)
+
+    def save_model(self, request, obj, form, change):
+        """Fields and teams through the service; a field shown read-only is not in the form,
+        so it is never sent (teams left out of a new one: the service gives the login's)."""
+        if change:
+            teams = list(form.cleaned_data["teams"]) if "teams" in form.changed_data else None
+            services.negotiation_update(
+                negotiation=obj, actor=request.user, teams=teams, **changed_fields(form, services.NEGOTIATION_FIELDS)
+            )
+        else:
+            data = {name: form.cleaned_data[name] for name in services.NEGOTIATION_FIELDS if name in form.cleaned_data}
+            teams = list(form.cleaned_data["teams"]) if "teams" in form.cleaned_data else None
+            adopt(obj, services.negotiation_create(actor=request.user, teams=teams, **data))
+
+    def save_related(self, request, form, formsets, change):
+        """Participants and covered groups go through the service as whole lists, from the
+        inlines the login may edit (a read-only inline's rows are only what was shown)."""
+        form.cleaned_data.pop("teams", None)  # written by the service in save_model
+        form.save_m2m()
+        obj = form.instance if change else None  # as the admin asked when it built the formsets
+        editable = {
+            inline.model
+            for inline in self.get_inline_instances(request, obj)
+            if inline.has_add_permission(request, obj)
+            or inline.has_change_permission(request, obj)
+            or inline.has_delete_permission(request, obj)
+        }
+        lists = {}
+        for formset in formsets:
+            # The admin's change message reads these; the service did the writing.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+            if formset.model not in editable:
+                continue
+            rows = [
+                inline.cleaned_data
+                for inline in formset.forms
+                if inline.cleaned_data and not inline.cleaned_data.get("DELETE")
+            ]
+            if formset.model is Participant and formset.has_changed():
+                lists["participants"] = [{"party": row["party"], "role": row["role"]} for row in rows if row.get("party")]
+            elif formset.model is CoveredGroup and formset.has_changed():
+                lists["groups"] = [
+                    {"group": row["group"], "proposed_count": row.get("proposed_count"), "released_count": row.get("released_count")}
+                    for row in rows
+                    if row.get("group")
+                ]
+        if lists:
+            services.negotiation_update(negotiation=form.instance, actor=request.user, **lists)
+
+
+@admin.register(StatusChange)
+class StatusChangeAdmin(ReadOnlyAdminMixin, RecordAdmin):
+    list_display = ["negotiation", "sequence", "from_status", "to_status", "occurred_at", "recorded_at", "recorded_by"]
+    list_filter = ["to_status", "from_status"]
+    list_select_related = ["negotiation", "recorded_by_user", "recorded_by_client"]
+    search_fields = ["negotiation__reference", "negotiation__title", "note", "source"]
+    date_hierarchy = "occurred_at"
+
+    @admin.display(description=_("recorded by"))
+    def recorded_by(self, change):
+        return change.recorded_by or _("system")
+
+
+@admin.register(Event)
+class EventAdmin(AuditedAdminMixin, RecordAdmin):
+    list_display = ["negotiation", "kind", "occurred_at", "short_summary", "source"]
+    list_filter = ["kind"]
+    list_select_related = ["negotiation"]
+    search_fields = ["negotiation__reference", "negotiation__title", "summary", "source"]
+    date_hierarchy = "occurred_at"
+    autocomplete_fields = ["negotiation", "parties"]
+    fields = ["negotiation", "kind", "occurred_at", "summary", "parties", "source"]
+
+    @admin.display(description=_("summary"))
+    def short_summary(self, event):
+        return event.summary if len(event.summary) < 80 else event.summary[:77] + "…"
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "negotiation"] if obj else fields
+
+    def save_model(self, request, obj, form, change):
+        pass  # written with its parties in save_related, through the service
+
+    def save_related(self, request, form, formsets, change):
+        data = {name: form.cleaned_data.get(name) for name in services.EVENT_FIELDS}
+        data["source"] = data["source"] or ""
+        if change:
+            services.event_update(event=form.instance, actor=request.user, parties=form.cleaned_data["parties"], **data)
+        else:
+            adopt(
+                form.instance,
+                services.event_create(
+                    negotiation=form.cleaned_data["negotiation"],
+                    actor=request.user,
+                    parties=form.cleaned_data["parties"],
+                    **data,
+                ),
+            )
+
+    def delete_model(self, request, obj):
+        services.event_delete(event=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for event in queryset:
+            services.event_delete(event=event, actor=request.user)

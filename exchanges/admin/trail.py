@@ -1,0 +1,65 @@
+"""The audit trail and the access log: read-only, for those who may read them."""
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from ..models import (
+    AccessLogEntry,
+    AuditEntry,
+)
+from .base import ReadOnlyAdminMixin, RecordAdmin, render_audit
+
+
+class ActionFilter(admin.SimpleListFilter):
+    title = _("action")
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        return AuditEntry.Action.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, RecordAdmin):
+    """The trail (for those with its view permission: Auditors, Coordinators), except the
+    entries about negotiations the login may not see; nothing here can be changed or deleted."""
+
+    list_display = ["occurred_at", "actor_label", "actor_type", "channel", "action", "model", "object_repr", "request_id"]
+    list_filter = [ActionFilter, "model", "actor_type", "channel"]
+    search_fields = ["object_repr", "object_id", "actor_label", "request_id", "=negotiation_id"]
+    date_hierarchy = "occurred_at"
+    readonly_fields = ["changes_table"]
+    fields = ["occurred_at", "actor_type", "actor_id", "actor_label", "channel", "request_id", "action", "model", "object_id", "object_repr", "negotiation_id", "changes_table"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    @admin.display(description=_("changes"))
+    def changes_table(self, entry):
+        return render_audit([entry])
+
+
+@admin.register(AccessLogEntry)
+class AccessLogEntryAdmin(ReadOnlyAdminMixin, RecordAdmin):
+    """Who read which staff-only negotiation, when, from where and how: for those with its
+    view permission (Auditors); nothing here can be added, changed or deleted."""
+
+    list_display = ["occurred_at", "user_label", "negotiation_repr", "channel", "address", "request_id"]
+    list_filter = ["channel", ("user", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["negotiation_repr", "user_label", "=request_id"]
+    date_hierarchy = "occurred_at"
+    # The user and the negotiation are shown by label: the log keeps no foreign key
+    # constraint, and either may be gone.
+    fields = ["occurred_at", "user_label", "user_id", "negotiation_repr", "negotiation_id", "channel", "address", "request_id"]
+    readonly_fields = fields
+    show_full_result_count = False
+
+    @admin.display(description=_("staff login id"))
+    def user_id(self, entry):
+        return entry.user_id
+
+    @admin.display(description=_("negotiation id"))
+    def negotiation_id(self, entry):
+        return entry.negotiation_id
