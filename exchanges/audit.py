@@ -178,3 +178,20 @@ def log_staff_access(user, negotiations, *, channel):
     ]
     if entries:
         AccessLogEntry.objects.bulk_create(entries)
+
+
+def log_staff_reads_of(user, rows, *, channel):
+    """The access log for a page that shows `rows`: negotiations, or rows that hang off
+    one (`negotiation_id`: events, flags, status changes...). One query finds which of
+    their negotiations are `staff_only`; those are logged as read."""
+    from .models import Negotiation
+
+    if user is None or isinstance(user, ApiClient):
+        return
+    ids = {row.pk if isinstance(row, Negotiation) else getattr(row, "negotiation_id", None) for row in rows}
+    ids.discard(None)
+    if ids:
+        from .choices import Visibility
+
+        shown = Negotiation.objects.filter(pk__in=ids, visibility=Visibility.STAFF_ONLY).only("pk", "reference", "title", "visibility")
+        log_staff_access(user, shown, channel=channel)

@@ -264,19 +264,31 @@ def _check_negotiation(negotiation, *, actor):
         raise ValidationError({"case_officer": [_("The case officer must be an active staff login.")]})
 
 
-def _check_new_negotiation(*, actor, participants, visibility, teams):
-    """What a new negotiation must hold for its creator to keep working on it."""
+def _check_new_negotiation(*, actor, participants):
+    """A client records a negotiation only with its own party taking part, not as observer."""
     if isinstance(actor, ApiClient):
         own = [entry for entry in participants if entry["party"].pk == actor.party_id]
         if not own or own[0]["role"] == ParticipantRole.OBSERVER:
             raise ValidationError(
                 {"participants": [_("Your own party must take part, in a role other than observer.")]}
             )
-    elif policy.is_staff(actor) and visibility == Visibility.STAFF_ONLY and not policy.sees_every_staff_only(actor):
-        if not {team.pk for team in teams} & policy.team_ids(actor):
-            raise ValidationError(
-                {"teams": [_("A staff-only negotiation needs one of your teams, or you could not see it.")]}
-            )
+
+
+def _check_still_seen(negotiation, *, actor, field):
+    """After a write, in its transaction: whoever made it, and the case officer, must still
+    see the negotiation; a change that would lose it for them is refused (400, nothing
+    written), never left for nobody to see."""
+    if (policy.is_client(actor) or policy.is_staff(actor)) and not policy.may_see_negotiation(actor, negotiation):
+        if policy.is_client(actor):
+            message = _("After this change your party could no longer see the negotiation: keep it among the participants.")
+        else:
+            message = _("After this change you could no longer see the negotiation: keep one of your teams on it.")
+        raise ValidationError({field: [message]})
+    officer = negotiation.case_officer
+    if officer is not None and not policy.may_see_negotiation(officer, negotiation):
+        raise ValidationError(
+            {"case_officer": [_("%(user)s may not see this negotiation (role or teams).") % {"user": officer.get_username()}]}
+        )
 
 
 def _replace_teams(negotiation, teams):
@@ -353,8 +365,9 @@ def negotiation_create(*, actor, participants=(), groups=(), teams=None, **field
     _save(negotiation)
     _replace_participants(negotiation, participants)
     _replace_groups(negotiation, groups)
-    _check_new_negotiation(actor=actor, participants=participants, visibility=negotiation.visibility, teams=teams)
+    _check_new_negotiation(actor=actor, participants=participants)
     _replace_teams(negotiation, teams)
+    _check_still_seen(negotiation, actor=actor, field="participants" if policy.is_client(actor) else "teams")
     audit.record(
         actor=actor, action=AuditEntry.Action.CREATE, instance=negotiation, after=_negotiation_snapshot(negotiation)
     )
@@ -386,12 +399,11 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, te
         _replace_groups(negotiation, groups)
     if teams is not None:
         _replace_teams(negotiation, teams)
-    if isinstance(actor, ApiClient) and not policy.may_see_negotiation(actor, negotiation):
-        # The change would hide the negotiation from the client making it (its party no
-        # longer taking part in a participants-only one): refused, nothing written.
-        raise ValidationError(
-            {"participants": [_("After this change your party could no longer see the negotiation: keep it among the participants.")]}
-        )
+    _check_still_seen(
+        negotiation,
+        actor=actor,
+        field="participants" if policy.is_client(actor) else "teams" if teams is not None else "visibility",
+    )
     audit.record(
         actor=actor,
         action=AuditEntry.Action.UPDATE,
@@ -422,6 +434,10 @@ def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None
     occurred_at = occurred_at or now
     if to_status not in allowed_transitions(negotiation.status):
         raise IllegalStatusChange(from_status=negotiation.status, to_status=to_status)
+    if occurred_at < _opened_start(negotiation.opened_on):
+        raise ValidationError(
+            {"occurred_at": [_("Must not be before the negotiation opened (%(day)s).") % {"day": negotiation.opened_on.isoformat()}]}
+        )
     previous = negotiation.status_changes.order_by("-sequence").values("sequence", "occurred_at").first()
     if previous and occurred_at < previous["occurred_at"]:
         raise ValidationError(

@@ -3,6 +3,9 @@ from django.contrib import admin
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from exchanges import audit
+from exchanges.models import AccessLogEntry
+
 
 class TrackerAdminSite(admin.AdminSite):
     site_header = _("Exchange tracker")
@@ -13,5 +16,7 @@ class TrackerAdminSite(admin.AdminSite):
     def index(self, request, extra_context=None):
         from . import dashboard
 
-        context = {"dashboard": dashboard.build(user=request.user, today=timezone.localdate()), **(extra_context or {})}
-        return super().index(request, context)
+        board = dashboard.build(user=request.user, today=timezone.localdate())
+        shown = [*board.get("overdue", ()), *board.get("due", ()), *board.get("flags", ())]
+        audit.log_staff_reads_of(request.user, shown, channel=AccessLogEntry.Channel.PAGE)
+        return super().index(request, {"dashboard": board, **(extra_context or {})})

@@ -72,7 +72,6 @@ class ApiClientAdmin(AuditedAdminMixin, RecordAdmin):
         return False
 
 
-
 def _team_snapshot(team):
     return audit.snapshot(team, members=sorted(team.members.values_list("username", flat=True)))
 

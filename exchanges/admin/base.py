@@ -8,12 +8,8 @@ from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from .. import policy
-from ..models import (
-    AuditEntry,
-    Negotiation,
-)
-
+from .. import audit, policy
+from ..models import AccessLogEntry, AuditEntry, Negotiation
 
 
 def changed_fields(form, names):
@@ -111,10 +107,25 @@ class PolicyAdminMixin(PolicyMixin):
     """
 
     def get_object(self, request, object_id, from_field=None):
+        """The object, noted with the login it is read for; a page that shows a staff-only
+        negotiation (its own, or one a row hangs off) is written to the access log."""
         obj = super().get_object(request, object_id, from_field)
         if obj is not None:
             obj._admin_user = request.user
+            if request.method in ("GET", "HEAD") and self.logs_reads:
+                audit.log_staff_reads_of(request.user, [obj], channel=AccessLogEntry.Channel.PAGE)
         return obj
+
+    #: Whether pages of this admin are staff reads of negotiations for the access log (the
+    #: logs themselves are not: reading the trail is not reading the record).
+    logs_reads = True
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        if changelist is not None and self.logs_reads:
+            audit.log_staff_reads_of(request.user, changelist.result_list, channel=AccessLogEntry.Channel.PAGE)
+        return response
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and (

@@ -11,10 +11,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from .. import audit, charts, policy, services
+from .. import charts, policy, services
 from ..choices import FINAL, NegotiationStatus, allowed_transitions
 from ..models import (
-    AccessLogEntry,
     AuditEntry,
     CoveredGroup,
     Event,
@@ -229,15 +228,6 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
         if db_field.name == "case_officer":
             kwargs["queryset"] = get_user_model().objects.filter(is_active=True, is_staff=True).order_by("username")
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        """Reading a staff-only negotiation's page is logged (the access log)."""
-        response = super().change_view(request, object_id, form_url, extra_context)
-        if request.method == "GET" and response.status_code == 200:
-            original = (getattr(response, "context_data", None) or {}).get("original")
-            if original is not None:
-                audit.log_staff_access(request.user, [original], channel=AccessLogEntry.Channel.PAGE)
-        return response
 
     def audit_entries(self, negotiation):
         """Everything about the negotiation: itself, its history, events, flags and reads."""

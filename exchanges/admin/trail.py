@@ -25,6 +25,8 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, RecordAdmin):
     """The trail (for those with its view permission: Auditors, Coordinators), except the
     entries about negotiations the login may not see; nothing here can be changed or deleted."""
 
+    logs_reads = False
+
     list_display = ["occurred_at", "actor_label", "actor_type", "channel", "action", "model", "object_repr", "request_id"]
     list_filter = [ActionFilter, "model", "actor_type", "channel"]
     search_fields = ["object_repr", "object_id", "actor_label", "request_id", "=negotiation_id"]
@@ -45,6 +47,8 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, RecordAdmin):
 class AccessLogEntryAdmin(ReadOnlyAdminMixin, RecordAdmin):
     """Who read which staff-only negotiation, when, from where and how: for those with its
     view permission (Auditors); nothing here can be added, changed or deleted."""
+
+    logs_reads = False
 
     list_display = ["occurred_at", "user_label", "negotiation_repr", "channel", "address", "request_id"]
     list_filter = ["channel", ("user", admin.RelatedOnlyFieldListFilter)]

@@ -38,10 +38,15 @@ def _problem(message, code):
 
 
 def run(view, request, handler):
-    """Run `handler()` (which returns a Response) at most once per caller and key."""
+    """Run `handler()` (which returns a Response) at most once per caller and key.
+
+    What the request is about must still be visible to the caller (`view.require_sight`,
+    404 otherwise) before anything is replayed: a client that lost a negotiation does not
+    get its stored responses back."""
     key = request.headers.get(HEADER)
     if key is None:
         return handler()
+    getattr(view, "require_sight", lambda: None)()
     if not 1 <= len(key) <= 255:
         return _problem(_("Idempotency-Key must be 1 to 255 characters."), status.HTTP_400_BAD_REQUEST)
     owner, fingerprint, now = _owner(request.user), _fingerprint(request), timezone.now()

@@ -40,6 +40,10 @@ class RecordViewSet(viewsets.GenericViewSet):
     def delete_object(self, instance):  # pragma: no cover
         raise NotImplementedError
 
+    def require_sight(self):
+        """404 when what the request hangs off is not visible to the caller (idempotency
+        replays ask before replaying); top-level lists hang off nothing."""
+
     def require_create(self):
         """Refuse (403) before reading the body when the caller may not add here."""
         policy.require(self.request.user, "add", self.policy_model)
@@ -176,6 +180,9 @@ class ReportedFigureViewSet(mixins.ListModelMixin, RecordViewSet):
             self._group = get_object_or_404(policy.groups_visible_to(self.request.user), pk=self.kwargs["group_pk"])
         return self._group
 
+    def require_sight(self):
+        self.get_group()
+
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ReportedFigure.objects.none()
@@ -263,6 +270,9 @@ class NegotiationChildViewSet(RecordViewSet):
             self._negotiation = get_object_or_404(negotiations, pk=self.kwargs["negotiation_pk"])
             log_reads(self.request.user, [self._negotiation])
         return self._negotiation
+
+    def require_sight(self):
+        self.get_negotiation()
 
     def require_create(self):
         policy.require(self.request.user, "add", self.policy_model, negotiation=self.get_negotiation())

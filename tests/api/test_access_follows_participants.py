@@ -157,3 +157,54 @@ def test_a_staff_login_without_permissions_gets_403_from_every_api_list(django_u
         response = api.get(url)
         assert response.status_code == 403, url
         assert "permission" in response.json()["detail"]
+
+
+def test_a_change_that_would_leave_nobody_seeing_it_is_refused_and_nothing_written(ukraine, django_user_model):
+    desk, elsewhere = Team.objects.create(name="Desk A"), Team.objects.create(name="Protection unit")
+    api, _ = staff_login(django_user_model, "carol", role="Coordinator", teams=[desk])
+    public = NegotiationFactory(title="Public", visibility="all_partners", participants=[(ukraine, "side")])
+    url = f"/api/v1/negotiations/{public.pk}/"
+    hidden = api.patch(url, {"visibility": "staff_only"}, format="json")  # no teams: nobody would see it
+    assert hidden.status_code == 400 and "visibility" in hidden.json()
+    away = api.patch(url, {"visibility": "staff_only", "teams": ["Protection unit"]}, format="json")
+    assert away.status_code == 400 and "teams" in away.json()
+    public.refresh_from_db()
+    assert public.visibility == "all_partners" and not public.teams.exists()
+    kept = api.patch(url, {"visibility": "staff_only", "teams": ["Desk A", "Protection unit"]}, format="json")
+    assert kept.status_code == 200 and kept.json()["teams"] == ["Desk A", "Protection unit"]
+    assert elsewhere.negotiations.get() == public
+
+
+def test_the_case_officer_must_be_able_to_see_the_negotiation(ukraine, django_user_model):
+    desk = Team.objects.create(name="Desk A")
+    api, _ = staff_login(django_user_model, "alice", role="Editor", teams=[desk])
+    staff_login(django_user_model, "dave", role="Editor")  # not in Desk A
+    staff_login(django_user_model, "bob")  # no role at all
+    staff_login(django_user_model, "erin", role="Viewer", teams=[desk])
+    internal = NegotiationFactory(visibility="staff_only", participants=[(ukraine, "side")])
+    internal.teams.set([desk])
+    url = f"/api/v1/negotiations/{internal.pk}/"
+    for username in ("dave", "bob"):
+        refused = api.patch(url, {"case_officer": username}, format="json")
+        assert refused.status_code == 400 and username in refused.json()["case_officer"][0]
+    assert api.patch(url, {"case_officer": "erin"}, format="json").json()["case_officer"] == "erin"
+
+
+def test_an_idempotent_replay_is_not_served_once_the_client_lost_the_negotiation(ukraine, russia, make_api):
+    negotiation = NegotiationFactory(visibility="participants", participants=[(ukraine, "side"), (russia, "side")])
+    api = make_api(russia)
+    url = f"/api/v1/negotiations/{negotiation.pk}/status-changes/"
+    first = api.post(url, {"to_status": "in_talks"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == 201
+    services.negotiation_update(negotiation=negotiation, actor=None, participants=[{"party": ukraine, "role": "side"}])
+    again = api.post(url, {"to_status": "in_talks"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert again.status_code == 404 and "Idempotent-Replayed" not in again
+
+
+def test_a_status_change_is_never_dated_before_the_negotiation_opened(ukraine, make_api):
+    negotiation = NegotiationFactory(visibility="all_partners", participants=[(ukraine, "side")], opened_on=timezone.localdate())
+    response = make_api(ukraine).post(
+        f"/api/v1/negotiations/{negotiation.pk}/status-changes/", {"to_status": "in_talks", "occurred_at": "2020-01-01T00:00:00Z"}, format="json"
+    )
+    assert response.status_code == 400 and "occurred_at" in response.json()
+    assert not negotiation.status_changes.exists()

@@ -27,6 +27,9 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     filterset_class = FlagFilter
     cursor_ordering = ("-created_at", "-id")
 
+    def require_sight(self):
+        self.get_object()  # idempotency replays of acknowledge: 404 once the flag is out of sight
+
     def get_queryset(self):
         flags = Flag.objects.select_related("negotiation", "acknowledged_by_user", "acknowledged_by_client")
         return policy.restrict(flags, self.request.user)
