@@ -25,7 +25,9 @@ NOISE_FIELDS = {"updated_at", "created_at", "last_used_at", "leased_until"}
 
 
 def set_context(*, request_id, channel, address=None):
-    return _context.set({"request_id": request_id, "channel": channel, "address": _address(address)})
+    """`address`: the caller's, as the server saw it; checked only when something logs it
+    (every request sets the context, few write the access log)."""
+    return _context.set({"request_id": request_id, "channel": channel, "address": address})
 
 
 def _address(value):
@@ -169,7 +171,7 @@ def log_staff_access(user, negotiations, *, channel):
             user_label=user.get_username(),
             negotiation_id=negotiation.pk,
             negotiation_repr=str(negotiation)[:300],
-            address=context.get("address"),
+            address=_address(context.get("address")),
             channel=channel,
             request_id=context["request_id"],
         )

@@ -306,7 +306,8 @@ class FastReadMiddleware:
             return None
         if found["last_used_at"] is None or found["last_used_at"] < now - LAST_USED_RESOLUTION:
             return None
-        client = ApiClient(id=found["id"], name=found["name"], party_id=found["party_id"])
+        # from_db: no field defaults evaluated (a new id, timestamps) for an object only read.
+        client = ApiClient.from_db(None, ["id", "name", "party_id"], [found["id"], found["name"], found["party_id"]])
         request = _Principal(client)
         for throttle_class in NegotiationViewSet.throttle_classes:
             if not throttle_class().allow_request(request, None):
