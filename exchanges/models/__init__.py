@@ -1,0 +1,16 @@
+"""The record: who negotiates, over whom, what was claimed, and what happened when.
+
+Writes go through `exchanges.services`; reads with visibility rules through
+`exchanges.selectors`. The database enforces what it can (see each Meta).
+"""
+from .base import MAX_COUNT, TimestampedModel
+from .clients import ApiClient, IdempotencyKey
+from .negotiations import CoveredGroup, Event, Negotiation, Participant, ReferenceCounter, StatusChange
+from .parties import DetaineeGroup, Party, ReportedFigure, Team
+from .trail import AccessLogEntry, AppendOnlyModel, AppendOnlyQuerySet, AuditEntry
+
+__all__ = [
+    "MAX_COUNT", "TimestampedModel", "ApiClient", "IdempotencyKey", "CoveredGroup", "Event", "Negotiation",
+    "Participant", "ReferenceCounter", "StatusChange", "DetaineeGroup", "Party", "ReportedFigure", "Team",
+    "AccessLogEntry", "AppendOnlyModel", "AppendOnlyQuerySet", "AuditEntry",
+]  # fmt: skip
