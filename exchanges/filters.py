@@ -4,6 +4,7 @@ from datetime import timezone as dt_timezone
 import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef, Q
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 
@@ -20,13 +21,28 @@ from .choices import (
 from .models import CoveredGroup, DetaineeGroup, Event, Negotiation, Participant, Party, ReportedFigure
 
 
+NO_OFFSET = _("Give the offset too (for example 2022-05-16T10:00:00Z).")
+
+
+def lacks_offset(value):
+    """Whether `value` is a timestamp written without its offset (ambiguous by hours: the
+    API refuses it rather than guess)."""
+    try:
+        parsed = parse_datetime(value.strip()) if isinstance(value, str) else None
+    except ValueError:  # well-formed but impossible: the field's own check says so
+        return False
+    return parsed is not None and parsed.tzinfo is None
+
+
 class UtcIsoDateTimeField(IsoDateTimeField):
     """An ISO 8601 timestamp turned into UTC, so any offset Python accepts reaches the
     database as a time it can store; one outside the representable range is a 400."""
 
     def to_python(self, value):
+        if lacks_offset(value):
+            raise forms.ValidationError(NO_OFFSET)
         parsed = super().to_python(value)
-        if parsed is None or parsed.tzinfo is None:
+        if parsed is None:
             return parsed
         try:
             return parsed.astimezone(dt_timezone.utc)
@@ -38,17 +54,37 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
+class StrictBooleanField(forms.Field):
+    """`true` or `false` (also `1` and `0`, any case); anything else is a 400 naming the
+    filter, never silently ignored."""
+
+    VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        try:
+            return self.VALUES[str(value).strip().lower()]
+        except KeyError:
+            raise forms.ValidationError(_("Use true or false.")) from None
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class PartyFilter(django_filters.FilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=PartyKind.choices)
     country = django_filters.CharFilter(field_name="country", lookup_expr="iexact", max_length=2)
-    search = django_filters.CharFilter(method="filter_search", max_length=200, label=_("Name or short name contains"))
+    search = django_filters.CharFilter(method="filter_search", max_length=200, label=_("Name, short name or an alias contains"))
 
     class Meta:
         model = Party
         fields = ["kind", "country", "search"]
 
     def filter_search(self, queryset, name, value):
-        return queryset.filter(Q(name__icontains=value) | Q(short_name__icontains=value))
+        """Name, short name or any alias (aliases compared as their JSON text, case aside)."""
+        return queryset.filter(Q(name__icontains=value) | Q(short_name__icontains=value) | Q(aliases__icontains=value))
 
 
 class DetaineeGroupFilter(django_filters.FilterSet):
@@ -75,7 +111,7 @@ class ReportedFigureFilter(django_filters.FilterSet):
 
 class NegotiationFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=NegotiationStatus.choices, label=_("Status (repeatable)"))
-    stalled = django_filters.BooleanFilter()
+    stalled = StrictBooleanFilter()
     priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
     visibility = django_filters.MultipleChoiceFilter(choices=Visibility.choices)
     party = django_filters.UUIDFilter(method="filter_party", label=_("A party taking part"))

@@ -39,6 +39,16 @@ class InUse(Exception):
     """A record that others still refer to cannot be deleted (HTTP 409)."""
 
 
+class AlreadyRecorded(ValidationError):
+    """The same claim (group, metric, value, source, date) is already recorded: a retry
+    over a poor connection does not double the record. The API answers 409 naming the
+    first; forms show it as an error like any other."""
+
+    def __init__(self, existing):
+        self.existing = existing
+        super().__init__(_("This claim is already recorded (same group, metric, value, source and date)."))
+
+
 class IllegalStatusChange(Exception):
     """A status move the transition table does not allow (HTTP 409)."""
 
@@ -122,7 +132,7 @@ def update_record(instance, *, actor, fields, allowed, check=None):
 
 # Parties ---------------------------------------------------------------------------
 
-PARTY_FIELDS = ("name", "short_name", "kind", "country")
+PARTY_FIELDS = ("name", "short_name", "kind", "country", "aliases")
 
 
 @transaction.atomic
@@ -184,6 +194,25 @@ def detainee_group_delete(*, group, actor):
     _delete(group, actor=actor, refers=group.coverage.exists() or group.figures.exists())
 
 
+def _figures_changed(group_id):
+    """A group shows its figures (`figures_summary`): its `updated_at`, and so its ETag and
+    `updated_since`, move when one of them is recorded, reassessed or withdrawn."""
+    DetaineeGroup.objects.filter(pk=group_id).update(updated_at=timezone.now())
+
+
+def _refuse_repeated_claim(figure):
+    same = ReportedFigure.objects.filter(
+        group=figure.group_id,
+        metric=figure.metric,
+        value=figure.value,
+        source_party=figure.source_party_id,
+        source__iexact=(figure.source or "").strip(),
+        reported_on=figure.reported_on,
+    ).first()
+    if same is not None:
+        raise AlreadyRecorded(same)
+
+
 FIGURE_FIELDS = ("metric", "value", "source_party", "source", "reported_on", "reliability", "notes")
 #: Once recorded, a claim's substance is fixed; only the assessment of it may change.
 FIGURE_MUTABLE_FIELDS = ("reliability", "notes")
@@ -192,8 +221,11 @@ FIGURE_MUTABLE_FIELDS = ("reliability", "notes")
 @transaction.atomic
 def figure_create(*, group, actor, **fields):
     policy.require(actor, "add", ReportedFigure)
+    DetaineeGroup.objects.select_for_update().filter(pk=group.pk).first()  # one claim at a time per group
     figure = ReportedFigure(group=group, recorded_by_party=_client_party(actor))
-    return create_record(figure, actor=actor, fields=fields, allowed=FIGURE_FIELDS)
+    figure = create_record(figure, actor=actor, fields=fields, allowed=FIGURE_FIELDS, check=_refuse_repeated_claim)
+    _figures_changed(figure.group_id)
+    return figure
 
 
 @transaction.atomic
@@ -205,7 +237,9 @@ def figures_import(*, rows, actor):
 @transaction.atomic
 def figure_update(*, figure, actor, **fields):
     policy.require(actor, "change", figure)
-    return update_record(figure, actor=actor, fields=fields, allowed=FIGURE_MUTABLE_FIELDS)
+    figure = update_record(figure, actor=actor, fields=fields, allowed=FIGURE_MUTABLE_FIELDS)
+    _figures_changed(figure.group_id)
+    return figure
 
 
 @transaction.atomic
@@ -213,6 +247,7 @@ def figure_delete(*, figure, actor):
     """Withdraw a claim; its last state stays in the audit trail."""
     policy.require(actor, "delete", figure)
     _delete(ReportedFigure.objects.select_for_update().get(pk=figure.pk), actor=actor, refers=False)
+    _figures_changed(figure.group_id)
 
 
 # Negotiations -----------------------------------------------------------------------

@@ -1,16 +1,18 @@
 """Query-string filters for flags."""
 import django_filters
 
+from exchanges.filters import StrictBooleanFilter
+
 from .choices import FlagKind, FlagLevel
 from .models import Flag
 
 
 class FlagFilter(django_filters.FilterSet):
-    open = django_filters.BooleanFilter(field_name="resolved_at", lookup_expr="isnull", label="Open (not resolved)")
+    open = StrictBooleanFilter(field_name="resolved_at", lookup_expr="isnull", label="Open (not resolved)")
     kind = django_filters.MultipleChoiceFilter(choices=FlagKind.choices)
     level = django_filters.MultipleChoiceFilter(choices=FlagLevel.choices)
     negotiation = django_filters.UUIDFilter(field_name="negotiation")
-    acknowledged = django_filters.BooleanFilter(field_name="acknowledged_at", lookup_expr="isnull", exclude=True)
+    acknowledged = StrictBooleanFilter(field_name="acknowledged_at", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = Flag

@@ -443,7 +443,14 @@ def _check_subscription(subscription):
 
 @transaction.atomic
 def webhook_subscription_create(*, client, actor, **fields):
+    """A client's new subscription; at most TRACKER_MAX_SUBSCRIPTIONS_PER_CLIENT (20) each."""
     policy.require(actor, "add", WebhookSubscription)
+    ApiClient.objects.select_for_update().filter(pk=client.pk).first()  # counted one at a time
+    cap = getattr(settings, "TRACKER_MAX_SUBSCRIPTIONS_PER_CLIENT", 20)
+    if WebhookSubscription.objects.filter(client=client).count() >= cap:
+        raise ValidationError(
+            {"__all__": [_("A client may have at most %(n)d subscriptions: delete one first.") % {"n": cap}]}
+        )
     fields = {name: value for name, value in fields.items() if value is not None}
     return record_services.create_record(
         WebhookSubscription(client=client), actor=actor, fields=fields, allowed=SUBSCRIPTION_FIELDS, check=_check_subscription

@@ -250,6 +250,8 @@ CELERY_BEAT_SCHEDULE = {
 # The stall tracker's notifications.
 TRACKER_WEBHOOK_ALLOW_PRIVATE = env_bool("TRACKER_WEBHOOK_ALLOW_PRIVATE", False)
 TRACKER_WEBHOOK_TIMEOUT_SECONDS = env_int("TRACKER_WEBHOOK_TIMEOUT_SECONDS", 5)
+# Webhook subscriptions one API client may hold (a 400 past it).
+TRACKER_MAX_SUBSCRIPTIONS_PER_CLIENT = env_int("TRACKER_MAX_SUBSCRIPTIONS_PER_CLIENT", 20)
 # Seconds to wait before each retry of a failed delivery: about four and a half days in all.
 TRACKER_WEBHOOK_RETRY_SCHEDULE = [
     int(seconds) for seconds in env_list(

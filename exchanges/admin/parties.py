@@ -1,4 +1,5 @@
 """Negotiating parties."""
+from django import forms
 from django.contrib import admin
 from django.db.models import OuterRef
 from django.utils.translation import gettext_lazy as _
@@ -10,11 +11,34 @@ from ..models import (
 from .base import AuditedAdminMixin, RecordAdmin, adopt, changed_fields, visible_negotiation_count
 
 
+class AliasesField(forms.CharField):
+    """Aliases typed one per line; stored as a list (the model checks and tidies it)."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 40})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+
+class PartyForm(forms.ModelForm):
+    aliases = AliasesField(
+        label=_("aliases"), required=False, help_text=_("One per line: other names, abbreviations, spellings in any script.")
+    )
+
+    class Meta:
+        model = Party
+        fields = ["name", "short_name", "kind", "country", "aliases"]
+
+
 @admin.register(Party)
 class PartyAdmin(AuditedAdminMixin, RecordAdmin):
+    form = PartyForm
     list_display = ["name", "short_name", "kind", "country", "negotiation_count"]
     list_filter = ["kind", "country"]
-    search_fields = ["name", "short_name"]
+    search_fields = ["name", "short_name", "aliases"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(

@@ -11,7 +11,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..policy import Refused
-from ..services import IllegalStatusChange, InUse
+from ..services import AlreadyRecorded, IllegalStatusChange, InUse
 
 
 def django_errors(exc):
@@ -26,6 +26,8 @@ def django_errors(exc):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, AlreadyRecorded):  # before the ValidationError it also is
+        return Response({"detail": exc.messages[0], "existing": str(exc.existing.pk)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, IllegalStatusChange):
         return Response({"detail": str(exc), "allowed": exc.allowed}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, Refused):

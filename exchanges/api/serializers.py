@@ -9,6 +9,8 @@ from rest_framework import serializers
 
 from .. import policy
 from ..choices import NegotiationStatus, ParticipantRole, allowed_transitions
+from ..filters import NO_OFFSET, lacks_offset
+from ..models.parties import MAX_ALIAS_LENGTH, MAX_ALIASES
 from ..models import (
     MAX_COUNT,
     ApiClient,
@@ -77,6 +79,17 @@ def recorded_by_party_field():
     )  # fmt: skip
 
 
+class OffsetDateTimeField(serializers.DateTimeField):
+    """A timestamp with its offset (`Z` or `+03:00`): one without is ambiguous by hours, so
+    it is refused (400), never guessed."""
+
+    def to_internal_value(self, value):
+        parsed = super().to_internal_value(value)
+        if lacks_offset(value):
+            raise serializers.ValidationError(NO_OFFSET)
+        return parsed
+
+
 def count_field(**kwargs):
     return serializers.IntegerField(min_value=0, max_value=MAX_COUNT, **kwargs)
 
@@ -114,10 +127,16 @@ class PartySerializer(StrictFieldsMixin, serializers.ModelSerializer):
     country = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, max_length=2, help_text="ISO 3166-1 alpha-2 code."
     )
+    aliases = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_ALIAS_LENGTH),
+        max_length=MAX_ALIASES,
+        required=False,
+        help_text="Other names, abbreviations and spellings in any script; `search` matches them.",
+    )
 
     class Meta:
         model = Party
-        fields = ["id", "name", "short_name", "kind", "country", "created_at", "updated_at"]
+        fields = ["id", "name", "short_name", "kind", "country", "aliases", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def validate_country(self, value):
@@ -409,7 +428,7 @@ def _iso(value):
 
 class StatusChangeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     to_status = serializers.ChoiceField(choices=NegotiationStatus.choices)
-    occurred_at = serializers.DateTimeField(
+    occurred_at = OffsetDateTimeField(
         required=False, help_text="When it happened; defaults to now; may be in the past, never in the future."
     )
     note = serializers.CharField(required=False, allow_blank=True, max_length=LONG_TEXT)
@@ -447,6 +466,7 @@ class StatusChangeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 
 class EventSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    occurred_at = OffsetDateTimeField()
     summary = serializers.CharField(max_length=LONG_TEXT)
     parties = uuid_related(Party.objects.all(), many=True, required=False)
     recorded_by = RecordedByField()

@@ -3,6 +3,7 @@ from django.db import connection, transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -353,6 +354,7 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
+@csrf_exempt  # an unknown path answers 404 to every method, never a CSRF page
 def not_found(request, exception=None):
-    """JSON 404 for unknown API paths; the admin keeps Django's page."""
+    """JSON 404 for unknown API paths, whatever the method; the admin keeps Django's page."""
     return JsonResponse({"detail": _("Not found.")}, status=404)

@@ -16,6 +16,9 @@ from ..choices import (
 from .base import TimestampedModel, refuse_future_date
 
 
+MAX_ALIASES, MAX_ALIAS_LENGTH = 50, 200
+
+
 class Party(TimestampedModel):
     """A negotiating party: a government, a de-facto authority, a mediator, the UN, the ICRC."""
 
@@ -24,6 +27,12 @@ class Party(TimestampedModel):
     kind = models.CharField(_("kind"), max_length=32, choices=PartyKind.choices)
     country = models.CharField(
         _("country"), max_length=2, null=True, blank=True, help_text=_("ISO 3166-1 alpha-2 code.")
+    )
+    aliases = models.JSONField(
+        _("aliases"),
+        default=list,
+        blank=True,
+        help_text=_("Other names, abbreviations and spellings in any script (“UAE”, “Emirates”, “ОАЕ”); search finds them."),
     )
 
     class Meta:
@@ -43,6 +52,20 @@ class Party(TimestampedModel):
 
     def __str__(self):
         return f"{self.name} ({self.short_name})" if self.short_name else self.name
+
+    def clean(self):
+        """Aliases: a list of distinct names (case aside), each 1-200 characters, at most 50."""
+        aliases = self.aliases if self.aliases is not None else []
+        if not isinstance(aliases, list) or not all(isinstance(alias, str) for alias in aliases):
+            raise ValidationError({"aliases": [_("A list of names.")]})
+        kept = {}
+        for alias in (alias.strip() for alias in aliases):
+            if not alias or len(alias) > MAX_ALIAS_LENGTH:
+                raise ValidationError({"aliases": [_("Each alias is 1 to %(n)d characters.") % {"n": MAX_ALIAS_LENGTH}]})
+            kept.setdefault(alias.casefold(), alias)
+        if len(kept) > MAX_ALIASES:
+            raise ValidationError({"aliases": [_("At most %(n)d aliases.") % {"n": MAX_ALIASES}]})
+        self.aliases = list(kept.values())
 
 
 def recorded_by_party_field(help_text):

@@ -72,3 +72,21 @@ def test_parties_and_groups_can_be_created_and_read(ukraine, make_api):
     assert group.status_code == 201, group.content
     assert group.json()["estimated_count"] is None and group.json()["figures_summary"] == {}
     assert api.get("/api/v1/parties/", {"kind": "de_facto_authority"}).json()["results"][0]["id"] == minimal["id"]
+
+
+def test_a_groups_etag_and_updated_at_move_when_its_figures_do(ukraine, russia, garrison, make_api):
+    api = make_api(russia)
+    group_url = f"/api/v1/detainee-groups/{garrison.pk}/"
+    first = api.get(group_url)
+    tag, stamp = first["ETag"], first.json()["updated_at"]
+    figure = api.post(f"{group_url}figures/", {"metric": "total", "value": 1730, "reported_on": "2022-05-19"}, format="json").json()
+    assert api.get(group_url, HTTP_IF_NONE_MATCH=tag).status_code == 200  # not a stale 304
+    after_claim = api.get(group_url)
+    assert after_claim.json()["figures_summary"]["total"]["highest"] == 1730 and after_claim.json()["updated_at"] > stamp
+    synced = api.get("/api/v1/detainee-groups/", {"updated_since": after_claim.json()["updated_at"]}).json()["results"]
+    assert [row["id"] for row in synced] == [str(garrison.pk)]
+    api.patch(f"{group_url}figures/{figure['id']}/", {"reliability": "disputed"}, format="json")
+    assert api.get(group_url)["ETag"] != after_claim["ETag"]
+    tag = api.get(group_url)["ETag"]
+    assert api.delete(f"{group_url}figures/{figure['id']}/").status_code == 204
+    assert api.get(group_url)["ETag"] != tag

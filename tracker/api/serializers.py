@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from exchanges.api.serializers import StrictFieldsMixin
 
-from ..choices import WebhookEvent
+from ..choices import Resolution, WebhookEvent
 from ..models import Flag, WebhookDelivery, WebhookSubscription
 
 
@@ -30,6 +30,9 @@ class FlagSerializer(serializers.ModelSerializer):
     days_silent = serializers.IntegerField(read_only=True, help_text="Days without activity (until resolution once resolved).")
     acknowledged_by = serializers.SerializerMethodField()
     open = serializers.SerializerMethodField()
+    resolution = serializers.ChoiceField(
+        choices=Resolution.choices, allow_blank=True, read_only=True, help_text="Why it was resolved; empty while open."
+    )
 
     class Meta:
         model = Flag
