@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from . import audit, policy, signals
 from .choices import NegotiationStatus, ParticipantRole, Visibility, allowed_transitions
+from .models.base import EARLIEST
 from .models import (
     ApiClient,
     AuditEntry,
@@ -87,8 +88,11 @@ def _delete(instance, *, actor, refers):
 
 
 def _not_in_future(field, value, *, now=None):
+    """A moment something happened: not in the future, not before 1900."""
     if value is not None and value > (now or timezone.now()):
         raise ValidationError({field: [_("Must not be in the future.")]})
+    if value is not None and value.date() < EARLIEST:
+        raise ValidationError({field: [_("Must not be before %(day)s.") % {"day": EARLIEST.isoformat()}]})
 
 
 def _save(instance, *, update_fields=None):

@@ -45,8 +45,13 @@ def _allow_private():
 
 
 def _refuse_address(address):
+    """Only globally routable unicast addresses: not private, loopback, link-local,
+    shared (100.64.0.0/10, carrier-grade NAT), documentation, reserved or multicast ones;
+    an IPv4 address written as IPv6 (::ffff:10.0.0.1) is judged as the IPv4 one."""
     ip = ipaddress.ip_address(address)
-    if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if not ip.is_global or ip.is_multicast:
         raise UnsafeURL(_("Points at a private or loopback address (%(ip)s).") % {"ip": ip})
 
 

@@ -177,7 +177,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["exchanges.api.permissions.PolicyPermission"],
     "DEFAULT_PAGINATION_CLASS": "exchanges.api.pagination.CursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["exchanges.api.parsers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "exchanges.api.renderers.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

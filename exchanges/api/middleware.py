@@ -20,6 +20,12 @@ class BodySizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get("CONTENT_LENGTH"):
+            # Django reads a body up to its Content-Length: a chunked one would be read as
+            # empty, and the request acted on as if nothing had been sent.
+            return JsonResponse(
+                {"detail": _("Send the body with a Content-Length header (chunked bodies are not accepted).")}, status=411
+            )
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if request.content_type == "multipart/form-data" and request.path.startswith("/admin/"):
             limit = settings.TRACKER_MAX_UPLOAD_BYTES  # the admin's CSV import

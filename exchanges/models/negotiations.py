@@ -15,7 +15,7 @@ from ..choices import (
     Priority,
     Visibility,
 )
-from .base import OPEN_STATUS_VALUES, TimestampedModel, refuse_future_date
+from .base import OPEN_STATUS_VALUES, TimestampedModel, refuse_future_date, refuse_unlikely_plan
 from .parties import DetaineeGroup, Party, Team, recorded_by_party_field
 
 
@@ -136,6 +136,7 @@ class Negotiation(TimestampedModel):
     def clean(self):
         errors = {}
         refuse_future_date(errors, "opened_on", self.opened_on)
+        refuse_unlikely_plan(errors, "next_step_due", self.next_step_due)
         if not (self.title or "").strip():
             errors["title"] = [_("This field may not be blank.")]
         if errors:

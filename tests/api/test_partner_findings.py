@@ -76,3 +76,60 @@ def test_an_open_flag_has_an_empty_resolution_the_schema_allows(ukraine, make_ap
     schema = make_api(ukraine).get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
     resolution = schema["components"]["schemas"]["Flag"]["properties"]["resolution"]
     assert {"$ref": "#/components/schemas/BlankEnum"} in resolution["oneOf"]
+
+
+# Hostile input: a clear 4xx, never a 500, nothing written --------------------------------
+
+
+def test_json_nested_too_deeply_is_a_400(ukraine, make_api):
+    from exchanges.models import Negotiation
+
+    api = make_api(ukraine)
+    for depth in (40, 5000):
+        body = "[" * depth + "]" * depth
+        response = api.generic("POST", "/api/v1/negotiations/", body, content_type="application/json")
+        assert response.status_code == 400 and "deeply" in response.json()["detail"], depth
+    assert not Negotiation.objects.exists()
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"title": "x\\ud800y", "participants": []}',
+    b'{"ti\\udfffle": "x"}',
+    b'{"title": "x", "priority": "\\ud83d"}',
+])  # fmt: skip
+def test_a_lone_surrogate_is_a_400_and_an_idempotency_key_stays_free(ukraine, make_api, raw):
+    from exchanges.models import IdempotencyKey, Negotiation
+
+    api = make_api(ukraine)
+    response = api.generic("POST", "/api/v1/negotiations/", raw, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-s")
+    assert response.status_code == 400 and "Unicode" in response.json()["detail"]
+    assert not Negotiation.objects.exists()
+    ours = {"title": "x", "participants": [{"party": str(ukraine.pk), "role": "side"}]}
+    assert api.post("/api/v1/negotiations/", ours, format="json", HTTP_IDEMPOTENCY_KEY="k-s2").status_code == 201
+    assert not IdempotencyKey.objects.filter(key="k-s", response_status__gte=500).exists()
+
+
+@pytest.mark.parametrize("field, value", [
+    ("opened_on", "0001-01-01"), ("opened_on", "1899-12-31"), ("next_step_due", "9999-12-31"), ("next_step_due", "1800-01-01"),
+])  # fmt: skip
+def test_dates_out_of_a_sane_range_are_refused(ukraine, make_api, field, value):
+    from exchanges.models import Negotiation
+
+    ours = [{"party": str(ukraine.pk), "role": "side"}]
+    response = make_api(ukraine).post("/api/v1/negotiations/", {"title": "x", "participants": ours, field: value}, format="json")
+    assert response.status_code == 400 and field in response.json()
+    assert not Negotiation.objects.exists()
+
+
+def test_moments_before_1900_are_refused(ukraine, make_api, public_negotiation):
+    url = f"/api/v1/negotiations/{public_negotiation.pk}/events/"
+    response = make_api(ukraine).post(url, {"kind": "meeting", "occurred_at": "1850-01-01T00:00:00Z", "summary": "x"}, format="json")
+    assert response.status_code == 400 and "occurred_at" in response.json()
+
+
+def test_a_chunked_body_is_refused_with_411_not_read_as_empty(ukraine, make_api, public_negotiation):
+    api = make_api(ukraine)
+    response = api.generic(
+        "PATCH", f"/api/v1/negotiations/{public_negotiation.pk}/", b"", content_type="application/json", HTTP_TRANSFER_ENCODING="chunked"
+    )
+    assert response.status_code == 411 and "Content-Length" in response.json()["detail"]

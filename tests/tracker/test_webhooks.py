@@ -173,7 +173,7 @@ def test_subscriptions_are_private_to_their_client(ukraine, russia, make_api, re
 def test_private_addresses_are_refused_unless_allowed(ukraine, make_api, settings):
     settings.TRACKER_WEBHOOK_ALLOW_PRIVATE = False
     api = make_api(ukraine)
-    for url in ("http://127.0.0.1:9/x", "http://localhost/x", "http://10.1.2.3/x", "http://[::1]/x", "http://169.254.169.254/latest", "ftp://example.org/x"):
+    for url in ("http://127.0.0.1:9/x", "http://localhost/x", "http://10.1.2.3/x", "http://[::1]/x", "http://169.254.169.254/latest", "ftp://example.org/x", "http://100.64.0.1/x", "http://[::ffff:10.0.0.1]/x", "http://192.0.2.10/x", "http://0.0.0.0/x"):
         response = api.post("/api/v1/webhooks/", {"url": url, "events": ["negotiation.stalled"]}, format="json")
         assert response.status_code == 400 and "url" in response.json(), url
     assert api.post("/api/v1/webhooks/", {"url": "https://93.184.216.34/hook", "events": ["negotiation.stalled"]}, format="json").status_code == 201
