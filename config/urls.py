@@ -2,7 +2,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from exchanges.api.views import healthz, not_found
+from exchanges.api.views import healthz, not_found, readyz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,5 +10,6 @@ urlpatterns = [
     path("api/v1/", include("tracker.api.urls")),
     path("api/v1/", include("exchanges.api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     re_path(r"^api/", not_found),
 ]

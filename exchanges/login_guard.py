@@ -12,6 +12,8 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
 
+from .soft_cache import soft
+
 
 def _keys(username, request):
     address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
@@ -26,18 +28,23 @@ def _limits():
 def is_locked(username, request):
     per_user, per_address, _window = _limits()
     user_key, address_key = _keys(username, request)
-    return cache.get(user_key, 0) >= per_user or cache.get(address_key, 0) >= per_address
+    counts = soft(lambda: cache.get_many([user_key, address_key]), {}, "login protection")
+    return counts.get(user_key, 0) >= per_user or counts.get(address_key, 0) >= per_address
 
 
 @receiver(user_login_failed)
 def count_failure(sender, credentials, request=None, **kwargs):
     _, _, window = _limits()
     for key in _keys(credentials.get("username"), request):
-        cache.add(key, 0, window)
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, window)
+        soft(lambda key=key: _count(key, window), None, "login protection")
+
+
+def _count(key, window):
+    cache.add(key, 0, window)
+    try:
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, window)
 
 
 class GuardedModelBackend(ModelBackend):

@@ -11,6 +11,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncMonth
 
 from . import policy
+from .soft_cache import soft
 from .choices import OPEN, NegotiationStatus
 from .models import CoveredGroup, DetaineeGroup, Event, Negotiation, Participant, ReportedFigure, StatusChange
 
@@ -152,7 +153,7 @@ def status_by_month(principal, *, today, months=12):
     )
     stamps = ":".join(moment.isoformat() if moment else "-" for moment in version)
     key = f"exchanges:status_by_month:{scope}:{today.isoformat()}:{months}:{stamps}"
-    cached = cache.get(key)
+    cached = soft(lambda: cache.get(key), None, "the status chart's cache")
     if cached is not None:
         return cached
     starts = [_month_start(today, back) for back in range(months - 1, -1, -1)]
@@ -187,7 +188,7 @@ def status_by_month(principal, *, today, months=12):
                 running[status] += change
             month, changes = next(pending, (None, {}))
         series.append((start, {str(status): max(0, running[str(status)]) for status in NegotiationStatus}))
-    cache.set(key, series, 600)
+    soft(lambda: cache.set(key, series, 600), None, "the status chart's cache")
     return series
 
 

@@ -11,6 +11,7 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from .. import audit, policy, selectors, services
+from ..soft_cache import cache_state
 from ..filters import DetaineeGroupFilter, EventFilter, NegotiationFilter, PartyFilter, ReportedFigureFilter
 from ..models import AccessLogEntry, ApiClient, DetaineeGroup, Event, Negotiation, Party, ReportedFigure, StatusChange
 from . import idempotency, serializers
@@ -344,14 +345,45 @@ def me(request):
     return Response(serializers.ApiClientSerializer(request.user).data)
 
 
-def healthz(request):
-    """200 when the database answers; no authentication."""
+def _database_state():
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception:  # noqa: BLE001 - any database failure means unhealthy
+        return "unavailable"
+    return "ok"
+
+
+def _broker_state():
+    """Whether the Celery broker accepts a connection (one try, one second)."""
+    from config.celery import app
+
+    try:
+        with app.connection_for_write() as broker:
+            broker.ensure_connection(max_retries=1, interval_start=0, timeout=1)
+    except Exception:  # noqa: BLE001 - any broker failure means it is unavailable
+        return "unavailable"
+    return "ok"
+
+
+def healthz(request):
+    """200 when the database answers; no authentication."""
+    if _database_state() != "ok":
         return JsonResponse({"status": "unavailable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    """Each dependency's state, for load balancers and operators: 503 only when the
+    database does not answer (nothing can be served); without the cache or the broker the
+    tracker still serves, `degraded` (rate limits let requests through; notifications wait
+    in the outbox until the broker is back)."""
+    checks = {"database": _database_state(), "cache": cache_state(), "broker": _broker_state()}
+    if checks["database"] != "ok":
+        overall = "unavailable"
+    else:
+        overall = "ok" if all(state == "ok" for state in checks.values()) else "degraded"
+    return JsonResponse({"status": overall, **checks}, status=503 if overall == "unavailable" else 200)
 
 
 @csrf_exempt  # an unknown path answers 404 to every method, never a CSRF page
