@@ -6,6 +6,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from exchanges.encryption import EncryptedTextField
 from exchanges.models import ApiClient, Negotiation, TimestampedModel
 
 from .choices import DeliveryStatus, FlagKind, FlagLevel, Resolution, RuleKey, WebhookEvent
@@ -117,7 +118,8 @@ def new_webhook_secret():
 class WebhookSubscription(TimestampedModel):
     """A partner system's request to be told about events, signed per Standard Webhooks.
 
-    The secret must be usable to sign, so it is stored as given; it is never shown
+    The secret must be usable to sign, so it is stored encrypted (`exchanges.encryption`:
+    a database dump holds no usable secret); it is never shown
     again after creation. A receiver answering 410 Gone disables the subscription.
     """
 
@@ -125,7 +127,7 @@ class WebhookSubscription(TimestampedModel):
     url = models.URLField(_("URL"), max_length=2000)
     events = models.JSONField(_("events"), default=list)
     active = models.BooleanField(_("active"), default=True)
-    secret = models.CharField(max_length=200, default=new_webhook_secret, editable=False, verbose_name=_("signing secret"))
+    secret = EncryptedTextField(default=new_webhook_secret, editable=False, verbose_name=_("signing secret"))
     disabled_reason = models.CharField(_("disabled because"), max_length=500, blank=True)
 
     class Meta:

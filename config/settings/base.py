@@ -250,6 +250,9 @@ CELERY_BEAT_SCHEDULE = {
 # The stall tracker's notifications.
 TRACKER_WEBHOOK_ALLOW_PRIVATE = env_bool("TRACKER_WEBHOOK_ALLOW_PRIVATE", False)
 TRACKER_WEBHOOK_TIMEOUT_SECONDS = env_int("TRACKER_WEBHOOK_TIMEOUT_SECONDS", 5)
+# Fernet keys for secrets kept at rest (webhook signing secrets), comma-separated: the
+# first encrypts, all decrypt (exchanges/encryption.py). Unset: derived from SECRET_KEY.
+TRACKER_ENCRYPTION_KEYS = os.environ.get("TRACKER_ENCRYPTION_KEYS", "")
 # Webhook subscriptions one API client may hold (a 400 past it).
 TRACKER_MAX_SUBSCRIPTIONS_PER_CLIENT = env_int("TRACKER_MAX_SUBSCRIPTIONS_PER_CLIENT", 20)
 # Seconds to wait before each retry of a failed delivery: about four and a half days in all.

@@ -101,8 +101,16 @@ class _Discard(Exception):
         self.response = response
 
 
+#: Shown once, in the creating response itself, never kept to be shown again.
+NEVER_STORED = ("secret", "token")
+
+
 def _store(record, response):
+    """Keep the response to replay it, less any secret it showed (a replay answers the
+    same, without the secret: it was shown once)."""
     body = json.loads(JSONRenderer().render(response.data)) if response.data is not None else None
+    if isinstance(body, dict):
+        body = {name: value for name, value in body.items() if name not in NEVER_STORED}
     IdempotencyKey.objects.filter(pk=record.pk).update(response_status=response.status_code, response_body=body, lease_until=None)
 
 

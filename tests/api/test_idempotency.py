@@ -75,3 +75,14 @@ def test_keys_belong_to_one_client_and_expire_after_24_hours(ukraine, russia, ma
 def test_an_oversized_key_gets_400(ukraine, make_api):
     response = make_api(ukraine).post("/api/v1/negotiations/", {"title": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 256)
     assert response.status_code == 400 and "idempotency_key" in response.json()
+
+
+def test_a_webhook_secret_is_never_kept_in_the_idempotency_store(ukraine, make_api):
+    api = make_api(ukraine)
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["negotiation.stalled"]}
+    first = api.post("/api/v1/webhooks/", body, format="json", HTTP_IDEMPOTENCY_KEY="hook-1")
+    assert first.status_code == 201 and first.json()["secret"].startswith("whsec_")
+    again = api.post("/api/v1/webhooks/", body, format="json", HTTP_IDEMPOTENCY_KEY="hook-1")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert "secret" not in again.json() and again.json()["id"] == first.json()["id"]
+    assert first.json()["secret"] not in str(IdempotencyKey.objects.get(key="hook-1").response_body)
