@@ -11,9 +11,9 @@ import ipaddress
 import json
 import logging
 import socket
+import http.client
+import ssl
 import time
-import urllib.error
-import urllib.request
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -58,30 +58,36 @@ def _refuse_address(address):
 def check_url(url, *, resolve):
     """Refuse non-HTTP URLs, and URLs that reach private or loopback addresses unless
     TRACKER_WEBHOOK_ALLOW_PRIVATE is set. A host name that does not resolve yet passes
-    at subscription time and is checked again before every send."""
+    at subscription time and is checked again before every send.
+
+    Returns the address to connect to (the first one checked), so that the request goes
+    to an address that was checked, not to whatever a second lookup answers (DNS
+    rebinding); None when there is nothing to pin (private addresses allowed, or a name
+    that does not resolve)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeURL(_("Must be an http or https URL."))
     if parts.username or parts.password:
         raise UnsafeURL(_("Must not carry credentials."))
     if _allow_private():
-        return
+        return None
     host = parts.hostname.lower()
     if host == "localhost" or host.endswith(".localhost"):
         raise UnsafeURL(_("Points at a private or loopback address (%(ip)s).") % {"ip": host})
     try:
         _refuse_address(host)
-        return
+        return host
     except ValueError:
         pass  # a name, not an address
     if not resolve:
-        return
+        return None
     try:
         infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
-        return
+        return None
     for info in infos:
         _refuse_address(info[4][0])
+    return infos[0][4][0] if infos else None
 
 
 def signature(secret, message_id, timestamp, body):
@@ -91,23 +97,41 @@ def signature(secret, message_id, timestamp, body):
     return "v1," + base64.b64encode(digest).decode()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to the checked address, with the URL's host name for SNI and the certificate."""
+
+    def __init__(self, host, port, *, address, timeout):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.address = address
+
+    def connect(self):
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-_opener = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
-
-
-def _post(url, body, headers, timeout):
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def _post(url, body, headers, timeout, *, address=None):
+    """POST `body` to `url`, connecting to `address` when given (the checked one); no
+    proxy from the environment, no redirect followed (a 3xx is an answer like any other)."""
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    host_header = parts.netloc.rsplit("@", 1)[-1]
     try:
-        with _opener.open(request, timeout=timeout) as response:
+        if https:
+            connection = _PinnedHTTPSConnection(parts.hostname, port, address=address or parts.hostname, timeout=timeout)
+        else:
+            connection = http.client.HTTPConnection(address or parts.hostname, port, timeout=timeout)
+        try:
+            connection.request("POST", target, body=body, headers={**headers, "Host": host_header})
+            response = connection.getresponse()
             return response.status, response.read(500).decode("utf-8", "replace"), ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, (exc.read(500) or b"").decode("utf-8", "replace"), ""
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return None, "", str(getattr(exc, "reason", exc))[:1000]
+        finally:
+            connection.close()
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return None, "", str(exc)[:1000] or type(exc).__name__
 
 
 def retry_schedule():
@@ -162,8 +186,10 @@ def deliver(delivery_id, *, now=None):
     }
     started = time.monotonic()
     try:
-        check_url(subscription.url, resolve=True)
-        status_code, excerpt, error = _post(subscription.url, body, headers, getattr(settings, "TRACKER_WEBHOOK_TIMEOUT_SECONDS", 5))
+        address = check_url(subscription.url, resolve=True)
+        status_code, excerpt, error = _post(
+            subscription.url, body, headers, getattr(settings, "TRACKER_WEBHOOK_TIMEOUT_SECONDS", 5), address=address
+        )
         unsafe = False
     except UnsafeURL as exc:
         status_code, excerpt, error, unsafe = None, "", str(exc), True

@@ -208,3 +208,35 @@ def test_watching_staff_are_emailed_when_the_status_changes_or_it_stalls(staff_u
     assert any("stalled" in subject and "No activity" in subject for subject in subjects)
     assert mail.outbox[0].to == ["watcher@ngo.example"]
     assert dispatch_notifications()["emails"] == 0
+
+
+def test_a_delivery_connects_to_the_address_that_was_checked_not_a_second_lookup(monkeypatch, settings):
+    """DNS rebinding: the name resolves to a public address when checked, then to a private
+    one; the request must go to the address checked, without a second lookup."""
+    settings.TRACKER_WEBHOOK_ALLOW_PRIVATE = False
+    answers = iter([[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 80))]])
+    monkeypatch.setattr(delivery.socket, "getaddrinfo", lambda *args, **kwargs: next(answers))
+    connected = []
+
+    class Connection:
+        def __init__(self, host, port, timeout):
+            connected.append((host, port))
+
+        def request(self, method, target, body, headers):
+            connected.append(headers["Host"])
+            raise OSError("stop here")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(delivery.http.client, "HTTPConnection", Connection)
+    address = delivery.check_url("http://hooks.example.org:8080/in?x=1", resolve=True)
+    status, _excerpt, error = delivery._post("http://hooks.example.org:8080/in?x=1", b"{}", {}, 1, address=address)
+    assert connected == [("93.184.216.34", 8080), "hooks.example.org:8080"] and status is None and "stop here" in error
+
+
+def test_a_name_that_resolves_to_a_shared_or_private_address_is_refused(monkeypatch, settings):
+    settings.TRACKER_WEBHOOK_ALLOW_PRIVATE = False
+    monkeypatch.setattr(delivery.socket, "getaddrinfo", lambda *args, **kwargs: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("100.64.0.5", 443))])
+    with pytest.raises(delivery.UnsafeURL):
+        delivery.check_url("https://hooks.example.org/in", resolve=True)
