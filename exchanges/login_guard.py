@@ -1,8 +1,11 @@
 """Protection against password guessing on the admin login.
 
-After TRACKER_LOGIN_MAX_FAILURES failed logins for one username, or five times as many
-from one address, within TRACKER_LOGIN_LOCKOUT_SECONDS, further attempts are refused,
-even with the right password, until the window has passed.
+After TRACKER_LOGIN_MAX_FAILURES failed logins for one username from one address, or five
+times as many from one address for any usernames, within TRACKER_LOGIN_LOCKOUT_SECONDS,
+further attempts from that address are refused, even with the right password, until the
+window has passed. The username alone is never locked: a stranger guessing a staff
+member's password locks out only themselves. The address is the client's, behind the
+trusted proxies (`client_address`).
 """
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
@@ -12,12 +15,13 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
 
+from .client_address import client_address
 from .soft_cache import soft
 
 
 def _keys(username, request):
-    address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
-    return f"login-fail:user:{(username or '').lower()}", f"login-fail:ip:{address}"
+    address = client_address(request) if request is not None else ""
+    return f"login-fail:user:{(username or '').lower()}:ip:{address}", f"login-fail:ip:{address}"
 
 
 def _limits():

@@ -126,6 +126,9 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = ["exchanges.login_guard.GuardedModelBackend"]
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: none; 1: one
+# nginx): the client's address for login protection and the access log.
+TRACKER_TRUSTED_PROXIES = env_int("TRACKER_TRUSTED_PROXIES", 0)
 TRACKER_LOGIN_MAX_FAILURES = env_int("TRACKER_LOGIN_MAX_FAILURES", 5)
 TRACKER_LOGIN_LOCKOUT_SECONDS = env_int("TRACKER_LOGIN_LOCKOUT_SECONDS", 900)
 

@@ -7,6 +7,7 @@ from django.http import JsonResponse
 from django.utils.translation import gettext as _
 
 from .. import audit
+from ..client_address import client_address
 
 
 class BodySizeLimitMiddleware:
@@ -52,7 +53,7 @@ class RequestContextMiddleware:
         given = request.headers.get("X-Request-ID", "")
         request_id = given if re.fullmatch(r"[A-Za-z0-9._-]{8,64}", given) else uuid.uuid4().hex
         channel = "api" if request.path.startswith("/api/") else "admin" if request.path.startswith("/admin/") else "web"
-        token = audit.set_context(request_id=request_id, channel=channel, address=request.META.get("REMOTE_ADDR"))
+        token = audit.set_context(request_id=request_id, channel=channel, address=client_address(request))
         try:
             response = self.get_response(request)
         finally:

@@ -106,3 +106,20 @@ def test_a_bad_prepare_threshold_is_refused_by_name(value):
         DATABASE_PREPARE_THRESHOLD=value,
     )
     assert result.returncode != 0 and "DATABASE_PREPARE_THRESHOLD must be a whole number or 'off'" in result.stderr
+
+
+def test_a_stranger_guessing_a_password_locks_out_only_themselves(staff_user, settings):
+    from django.test import Client
+
+    settings.TRACKER_TRUSTED_PROXIES = 1
+    login = reverse("admin:login")
+    stranger = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    for _ in range(6):
+        stranger.post(login, {"username": "staffer", "password": "wrong"})
+    assert stranger.post(login, {"username": "staffer", "password": "pw-staff-123"}).status_code == 200  # locked
+    # The staff member, behind the same proxy but from their own address, still logs in;
+    # a forged X-Forwarded-For entry further left does not let the stranger pass for them.
+    colleague = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.20")
+    assert colleague.post(login, {"username": "staffer", "password": "pw-staff-123"}).status_code == 302
+    forged = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.20, 198.51.100.7")
+    assert forged.post(login, {"username": "staffer", "password": "pw-staff-123"}).status_code == 200
