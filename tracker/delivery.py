@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 
 from exchanges.policy import may_see_negotiation
 
+from . import notify
 from .choices import DeliveryStatus
 from .models import DeliveryAttempt, EmailNotification, WebhookDelivery
 
@@ -223,7 +224,11 @@ def _record(delivery, *, status_code, excerpt, error, unsafe, duration_ms, now):
         delivery.status = DeliveryStatus.FAILED
         delivery.next_attempt_at = None
     else:
-        delivery.next_attempt_at = now + timedelta(seconds=retry_schedule()[delivery.attempts - 1])
+        delay = retry_schedule()[delivery.attempts - 1]
+        delivery.next_attempt_at = now + timedelta(seconds=delay)
+        # The retry is asked for at its time, not at the dispatcher's next tick (which
+        # still covers it if the broker is down).
+        transaction.on_commit(lambda: notify.kick(countdown=delay), robust=True)
     delivery.save()
     return delivery.status
 

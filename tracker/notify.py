@@ -60,14 +60,15 @@ def flag_data(flag):
     }
 
 
-def kick():
-    """Ask a worker to send what is due now; the periodic dispatcher covers a failure here."""
+def kick(countdown=None):
+    """Ask a worker to send what is due now (or in `countdown` seconds: a retry on its
+    schedule); the periodic dispatcher covers a failure here."""
     if not getattr(settings, "TRACKER_KICK_ON_COMMIT", True):
         return
     try:
         from .tasks import dispatch_notifications
 
-        dispatch_notifications.delay()
+        dispatch_notifications.apply_async(countdown=countdown)
     except Exception:  # noqa: BLE001 - the broker being down must not fail the write
         logger.warning("Could not reach the broker; the periodic dispatcher will send the notifications.", exc_info=True)
 

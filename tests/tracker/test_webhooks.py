@@ -240,3 +240,25 @@ def test_a_name_that_resolves_to_a_shared_or_private_address_is_refused(monkeypa
     monkeypatch.setattr(delivery.socket, "getaddrinfo", lambda *args, **kwargs: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("100.64.0.5", 443))])
     with pytest.raises(delivery.UnsafeURL):
         delivery.check_url("https://hooks.example.org/in", resolve=True)
+
+
+def test_a_failed_delivery_asks_for_its_retry_at_the_scheduled_time(ukraine, make_api, public_negotiation, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """Not at the dispatcher's next tick: the worker is asked to dispatch again after the
+    schedule's first delay (5 s), then the next (60 s)."""
+    from tracker import tasks
+
+    settings.TRACKER_KICK_ON_COMMIT = True
+    asked = []
+    monkeypatch.setattr(tasks.dispatch_notifications, "apply_async", lambda countdown=None, **kwargs: asked.append(countdown))
+    bad = Receiver(status=503).start()
+    try:
+        subscribe(make_api(ukraine), bad.url)
+        record.negotiation_change_status(negotiation=public_negotiation, to_status="in_talks", actor=None)
+        now = timezone.now()
+        for _ in range(2):
+            with django_capture_on_commit_callbacks(execute=True):
+                send_everything_due(now=now)
+            now = WebhookDelivery.objects.get().next_attempt_at
+    finally:
+        bad.stop()
+    assert [countdown for countdown in asked if countdown] == settings.TRACKER_WEBHOOK_RETRY_SCHEDULE[:2]
