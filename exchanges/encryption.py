@@ -49,11 +49,6 @@ def decrypt(stored):
         ) from None
 
 
-def rotated(stored):
-    """The stored value re-encrypted with the first key."""
-    return encrypt(decrypt(stored))
-
-
 class EncryptedTextField(models.TextField):
     """Text encrypted in the database, plain in Python."""
 

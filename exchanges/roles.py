@@ -55,9 +55,13 @@ ROLES = {
 }
 
 
-def sync_roles(Group, Permission):
+def sync_roles(Group, Permission, *, strict=True):
     """Create or correct the four role groups; `Group` and `Permission` may be the
-    historical models of a migration. Returns {role key: group}."""
+    historical models of a migration. Returns {role key: group}.
+
+    `strict=False` (the migration that first creates them) skips permissions that do not
+    exist yet: a later migration may add a model a role names, and the sync after every
+    `migrate` (tracker.apps) then completes the roles."""
     groups = {}
     for key, (name, wanted) in ROLES.items():
         group, _created = Group.objects.get_or_create(name=name)
@@ -66,6 +70,8 @@ def sync_roles(Group, Permission):
             app_label, codename = label.split(".")
             permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
             if permission is None:
+                if not strict:
+                    continue
                 raise LookupError(f"Permission {label} does not exist; run the migrations of {app_label} first.")
             permissions.append(permission)
         group.permissions.set(permissions)

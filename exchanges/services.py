@@ -156,7 +156,22 @@ def party_delete(*, party, actor):
     """Only a party nothing refers to (no participation, group, figure, event, client)."""
     policy.require(actor, "delete", party)
     party = Party.objects.select_for_update().get(pk=party.pk)
-    _delete(party, actor=actor, refers=party.events.exists() or party.negotiations.exists())
+    _delete(party, actor=actor, refers=party_in_use(party))
+
+
+def party_in_use(party):
+    """Whether anything still names the party (a deletion would lose or break it)."""
+    return (
+        party.events.exists()
+        or party.negotiations.exists()
+        or party.groups_held.exists()
+        or party.groups_affiliated.exists()
+        or party.figures_reported.exists()
+        or party.api_clients.exists()
+        or DetaineeGroup.objects.filter(recorded_by_party=party).exists()
+        or ReportedFigure.objects.filter(recorded_by_party=party).exists()
+        or Event.objects.filter(recorded_by_party=party).exists()
+    )
 
 
 # Detainee groups and figures --------------------------------------------------------
@@ -195,7 +210,12 @@ def detainee_group_delete(*, group, actor):
     """Only a group no negotiation covers and no figure describes (409 otherwise)."""
     policy.require(actor, "delete", group)
     group = DetaineeGroup.objects.select_for_update().get(pk=group.pk)
-    _delete(group, actor=actor, refers=group.coverage.exists() or group.figures.exists())
+    _delete(group, actor=actor, refers=group_in_use(group))
+
+
+def group_in_use(group):
+    """Whether a negotiation covers the group or a figure describes it."""
+    return group.coverage.exists() or group.figures.exists()
 
 
 def _figures_changed(group_id):
@@ -396,8 +416,17 @@ def negotiation_create(*, actor, participants=(), groups=(), teams=None, **field
     policy.require(actor, "add", Negotiation)
     negotiation = Negotiation(created_by_party=_client_party(actor))
     _apply(negotiation, fields, NEGOTIATION_FIELDS)
+    own_teams = list(actor.tracker_teams.all()) if policy.is_staff(actor) else []
     if teams is None:
-        teams = list(actor.tracker_teams.all()) if policy.is_staff(actor) else []
+        teams = own_teams
+    if policy.is_staff(actor) and (
+        negotiation.visibility != Visibility.PARTICIPANTS
+        or participants
+        or {team.pk for team in teams} != {team.pk for team in own_teams}
+    ):
+        # Who takes part and who sees it are decided by those who manage access, at
+        # creation as afterwards (an Editor records it for its own teams).
+        policy.require(actor, "manage_access", Negotiation)
     _check_negotiation(negotiation, actor=actor)
     negotiation.reference = _next_reference(negotiation.opened_on.year)
     negotiation.last_activity_at = _opened_start(negotiation.opened_on)

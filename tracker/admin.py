@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from exchanges import policy
-from exchanges.admin import NegotiationAdmin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline
+from exchanges.admin import NegotiationAdmin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin
 from exchanges.spreadsheets import CsvExportMixin
 
 from . import delivery, notify, services
@@ -120,7 +120,7 @@ NegotiationAdmin.inlines = [*NegotiationAdmin.inlines, FlagInline]
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(RecordAdmin):
+class WebhookSubscriptionAdmin(ServiceDeleteMixin, RecordAdmin):
     list_display = ["client", "url", "events", "active", "disabled_reason", "created_at"]
     list_filter = ["active", "client__party"]
     list_select_related = ["client"]
@@ -128,6 +128,9 @@ class WebhookSubscriptionAdmin(RecordAdmin):
     autocomplete_fields = ["client"]
     fields = ["client", "url", "events", "active", "disabled_reason"]
     readonly_fields = ["disabled_reason"]
+
+    def delete_service(self, subscription, actor):
+        services.webhook_subscription_delete(subscription=subscription, actor=actor)
 
     def save_model(self, request, obj, form, change):
         data = {"url": form.cleaned_data["url"], "events": form.cleaned_data["events"], "active": form.cleaned_data["active"]}

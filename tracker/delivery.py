@@ -18,6 +18,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
@@ -41,6 +42,9 @@ class UnsafeURL(Exception):
     pass
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def _allow_private():
     return bool(getattr(settings, "TRACKER_WEBHOOK_ALLOW_PRIVATE", False))
 
@@ -50,10 +54,16 @@ def _refuse_address(address):
     shared (100.64.0.0/10, carrier-grade NAT), documentation, reserved or multicast ones;
     an IPv4 address written as IPv6 (::ffff:10.0.0.1) is judged as the IPv4 one."""
     ip = ipaddress.ip_address(address)
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        # An IPv4 address carried in IPv6 (mapped, 6to4, NAT64) is judged as that address.
+        embedded = ip.ipv4_mapped or ip.sixtofour or (
+            ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in NAT64 else None
+        )
+        if embedded is not None:
+            ip = embedded
     if not ip.is_global or ip.is_multicast:
-        raise UnsafeURL(_("Points at a private or loopback address (%(ip)s).") % {"ip": ip})
+        # The address itself is not repeated: it would map internal names for the caller.
+        raise UnsafeURL(_("Points at a private, shared or loopback address."))
 
 
 def check_url(url, *, resolve):
@@ -74,7 +84,7 @@ def check_url(url, *, resolve):
         return None
     host = parts.hostname.lower()
     if host == "localhost" or host.endswith(".localhost"):
-        raise UnsafeURL(_("Points at a private or loopback address (%(ip)s).") % {"ip": host})
+        raise UnsafeURL(_("Points at a private, shared or loopback address."))
     try:
         _refuse_address(host)
         return host
@@ -155,7 +165,14 @@ def lease_due_deliveries(*, now=None, limit=BATCH):
 
 def deliver(delivery_id, *, now=None):
     """Make one attempt at one delivery and record it. Returns the delivery's new status."""
-    delivery = WebhookDelivery.objects.select_related("subscription__client", "negotiation").filter(pk=delivery_id).first()
+    try:
+        delivery = WebhookDelivery.objects.select_related("subscription__client", "negotiation").filter(pk=delivery_id).first()
+    except ImproperlyConfigured as error:  # its secret cannot be decrypted with the keys set
+        logger.error("Webhook delivery %s: %s", delivery_id, error)
+        WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).update(
+            leased_until=None, last_error=str(error)[:1000], next_attempt_at=timezone.now() + timedelta(minutes=5)
+        )
+        return DeliveryStatus.PENDING
     if delivery is None or delivery.status != DeliveryStatus.PENDING:
         return delivery.status if delivery else None
     subscription = delivery.subscription
@@ -188,9 +205,14 @@ def deliver(delivery_id, *, now=None):
     started = time.monotonic()
     try:
         address = check_url(subscription.url, resolve=True)
-        status_code, excerpt, error = _post(
-            subscription.url, body, headers, getattr(settings, "TRACKER_WEBHOOK_TIMEOUT_SECONDS", 5), address=address
-        )
+        if address is None and not _allow_private():
+            # The name did not resolve now: never connect by name (a second lookup could
+            # answer an unchecked address); an attempt that failed, retried on schedule.
+            status_code, excerpt, error = None, "", _("The host name does not resolve.")
+        else:
+            status_code, excerpt, error = _post(
+                subscription.url, body, headers, getattr(settings, "TRACKER_WEBHOOK_TIMEOUT_SECONDS", 5), address=address
+            )
         unsafe = False
     except UnsafeURL as exc:
         status_code, excerpt, error, unsafe = None, "", str(exc), True
@@ -247,11 +269,17 @@ def send_pending_emails(*, limit=BATCH):
     with transaction.atomic():
         batch = list(
             EmailNotification.objects.filter(sent_at__isnull=True, attempts__lt=MAX_EMAIL_ATTEMPTS)
-            .select_related("recipient")
+            .select_related("recipient", "negotiation")
             .select_for_update(skip_locked=True, of=("self",))
             .order_by("created_at")[:limit]
         )
         for email in batch:
+            if not may_see_negotiation(email.recipient, email.negotiation):
+                # Written when the recipient could see it; since then they lost it.
+                email.attempts = MAX_EMAIL_ATTEMPTS
+                email.last_error = _("Dropped: the recipient may no longer see this negotiation.")
+                email.save(update_fields=["attempts", "last_error"])
+                continue
             email.attempts += 1
             try:
                 send_mail(email.subject, email.body, settings.DEFAULT_FROM_EMAIL, [email.recipient.email])

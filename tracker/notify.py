@@ -87,16 +87,21 @@ def enqueue(events, *, now):
         WebhookSubscription.objects.filter(active=True, client__revoked_at__isnull=True)
         .filter(Q(client__expires_at__isnull=True) | Q(client__expires_at__gt=now))
         .select_related("client")
+        .defer("secret")  # not needed to write the outbox (and not decrypted for it)
     )
+    seen_by_party = {}  # what a party's clients may see: one query per party, not per subscription
     for subscription in subscriptions:
         mine = [event for event in events if event[0] in subscription.events]
         if not mine:
             continue
-        visible = set(
-            negotiations_visible_to(subscription.client)
-            .filter(pk__in={event[1].pk for event in mine})
-            .values_list("pk", flat=True)
-        )
+        party_id = subscription.client.party_id
+        if party_id not in seen_by_party:
+            seen_by_party[party_id] = set(
+                negotiations_visible_to(subscription.client)
+                .filter(pk__in={event[1].pk for event in events})
+                .values_list("pk", flat=True)
+            )
+        visible = seen_by_party[party_id]
         for event_type, negotiation, data, _subject in mine:
             if negotiation.pk not in visible:
                 continue

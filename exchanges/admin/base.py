@@ -184,6 +184,32 @@ class PolicyInlineMixin(PolicyMixin):
         return super().has_delete_permission(request, obj) and self._allows(request, "delete", obj)
 
 
+class ServiceDeleteMixin:
+    """Deletes go through the record's delete service (audited, asked of the policy), and
+    a record the service would refuse (still referred to) is shown as protected, with
+    nothing deleted."""
+
+    def delete_service(self, obj, actor):  # pragma: no cover - every user overrides it
+        raise NotImplementedError
+
+    def in_use(self, obj):
+        return False
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        referred = [
+            _("%(record)s (still referred to by other records)") % {"record": obj} for obj in objs if self.in_use(obj)
+        ]
+        return deleted, counts, perms_needed, [*protected, *referred]
+
+    def delete_model(self, request, obj):
+        self.delete_service(obj, request.user)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_service(obj, request.user)
+
+
 class RecordAdmin(PolicyAdminMixin, admin.ModelAdmin):
     """The base of every ModelAdmin here and in the tracker."""
 

@@ -18,7 +18,7 @@ from ..models import (
 from ..selectors import disputed_groups_q, figures_summary
 from ..spreadsheets import CsvExportMixin
 
-from .base import AuditedAdminMixin, RecordAdmin, RecordTabularInline, adopt, changed_fields, may, is_saved, viewer_of
+from .base import AuditedAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, adopt, changed_fields, may, is_saved, viewer_of
 
 
 class FigureInline(RecordTabularInline):
@@ -56,7 +56,7 @@ class DisputedFilter(admin.SimpleListFilter):
 
 
 @admin.register(DetaineeGroup)
-class DetaineeGroupAdmin(AuditedAdminMixin, RecordAdmin):
+class DetaineeGroupAdmin(ServiceDeleteMixin, AuditedAdminMixin, RecordAdmin):
     list_display = [
         "name",
         "held_by",
@@ -77,6 +77,12 @@ class DetaineeGroupAdmin(AuditedAdminMixin, RecordAdmin):
         (_("What each source claims"), {"fields": ["figures_side_by_side"]}),
     ]
     inlines = [FigureInline]
+
+    def delete_service(self, group, actor):
+        services.detainee_group_delete(group=group, actor=actor)
+
+    def in_use(self, group):
+        return services.group_in_use(group)
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("figures")

@@ -8,7 +8,7 @@ from .. import services
 from ..models import (
     Party,
 )
-from .base import AuditedAdminMixin, RecordAdmin, adopt, changed_fields, visible_negotiation_count
+from .base import AuditedAdminMixin, RecordAdmin, ServiceDeleteMixin, adopt, changed_fields, visible_negotiation_count
 
 
 class AliasesField(forms.CharField):
@@ -34,7 +34,7 @@ class PartyForm(forms.ModelForm):
 
 
 @admin.register(Party)
-class PartyAdmin(AuditedAdminMixin, RecordAdmin):
+class PartyAdmin(ServiceDeleteMixin, AuditedAdminMixin, RecordAdmin):
     form = PartyForm
     list_display = ["name", "short_name", "kind", "country", "negotiation_count"]
     list_filter = ["kind", "country"]
@@ -48,6 +48,12 @@ class PartyAdmin(AuditedAdminMixin, RecordAdmin):
     @admin.display(description=_("negotiations"), ordering="negotiation_count")
     def negotiation_count(self, party):
         return party.negotiation_count
+
+    def delete_service(self, party, actor):
+        services.party_delete(party=party, actor=actor)
+
+    def in_use(self, party):
+        return services.party_in_use(party)
 
     def save_model(self, request, obj, form, change):
         data = changed_fields(form, services.PARTY_FIELDS) if change else {

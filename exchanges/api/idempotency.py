@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import status
+from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -65,6 +66,7 @@ def run(view, request, handler):
                     _("This Idempotency-Key was used with a different request."), status.HTTP_422_UNPROCESSABLE_ENTITY
                 )
             if record.response_status is not None:
+                _require_still_visible(view, record)
                 response = Response(record.response_body, status=record.response_status)
                 response["Idempotent-Replayed"] = "true"
                 return response
@@ -94,6 +96,15 @@ def run(view, request, handler):
             IdempotencyKey.objects.filter(pk=record.pk).delete()
         return response
     return response
+
+
+def _require_still_visible(view, record):
+    """A stored creation is replayed only while what it created is still the caller's to
+    see (a client that lost the negotiation since gets 404, as for any read of it)."""
+    body = record.response_body
+    if 200 <= record.response_status < 300 and isinstance(body, dict) and "id" in body:
+        if not view.get_queryset().filter(pk=body["id"]).exists():
+            raise NotFound()
 
 
 class _Discard(Exception):

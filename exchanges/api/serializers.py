@@ -51,6 +51,8 @@ class StrictFieldsMixin:
                     errors[name] = [_("Unknown field.")]
                 elif name in self.refuse_changes_to:
                     current = getattr(self.instance, name, None) if self.instance is not None else None
+                    if current is not None:  # compared as the API writes it (a date as "2022-05-17")
+                        current = self.fields[name].to_representation(current)
                     if data[name] != current:
                         errors[name] = [self.refuse_changes_to[name]]
             if errors:
@@ -233,6 +235,10 @@ class ReportedFigureSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 class ReportedFigureUpdateSerializer(ReportedFigureSerializer):
     """A claim's substance is fixed once recorded: only its assessment can change."""
+
+    # Declared on the parent, so Meta.read_only_fields does not reach them.
+    value = count_field(read_only=True)
+    source_party = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, pk_field=serializers.UUIDField())
 
     class Meta(ReportedFigureSerializer.Meta):
         read_only_fields = [

@@ -478,3 +478,17 @@ def test_every_admin_page_answers_each_role_without_an_error(login, role, secret
             assert status in (200, 302, 403), (role, url, status)
             if status == 200 and url.endswith("/add/"):
                 assert model_admin.has_add_permission(client.get(url).wsgi_request), (role, url)
+
+
+def test_admin_deletes_go_through_the_services(login, ukraine, russia, open_one):
+    from exchanges.models import Party
+
+    coordinator = login("Coordinator")
+    lonely = Party.objects.create(name="Lonely state", kind="state")
+    page = coordinator.get(reverse("admin:exchanges_party_delete", args=[ukraine.pk]))
+    assert page.status_code == 200 and "still referred to" in page.content.decode()
+    coordinator.post(reverse("admin:exchanges_party_delete", args=[ukraine.pk]), {"post": "yes"})
+    assert Party.objects.filter(pk=ukraine.pk).exists()
+    response = coordinator.post(reverse("admin:exchanges_party_delete", args=[lonely.pk]), {"post": "yes"})
+    assert response.status_code == 302 and not Party.objects.filter(pk=lonely.pk).exists()
+    assert AuditEntry.objects.filter(model="exchanges.party", object_id=str(lonely.pk), action="delete").exists()

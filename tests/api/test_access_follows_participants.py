@@ -208,3 +208,48 @@ def test_a_status_change_is_never_dated_before_the_negotiation_opened(ukraine, m
     )
     assert response.status_code == 400 and "occurred_at" in response.json()
     assert not negotiation.status_changes.exists()
+
+
+def test_an_idempotent_creation_is_not_replayed_once_its_negotiation_is_out_of_sight(ukraine, russia, make_api):
+    from exchanges.models import Negotiation
+
+    api = make_api(ukraine)
+    body = {"title": "Ours", "participants": [{"party": str(ukraine.pk), "role": "side"}]}
+    first = api.post("/api/v1/negotiations/", body, format="json", HTTP_IDEMPOTENCY_KEY="create-1")
+    assert first.status_code == 201
+    negotiation = Negotiation.objects.get(pk=first.json()["id"])
+    services.negotiation_update(negotiation=negotiation, actor=None, participants=[{"party": russia, "role": "side"}])
+    again = api.post("/api/v1/negotiations/", body, format="json", HTTP_IDEMPOTENCY_KEY="create-1")
+    assert again.status_code == 404 and "Ours" not in again.content.decode()
+
+
+def test_an_editor_records_a_negotiation_for_its_own_teams_only(ukraine, django_user_model):
+    desk = Team.objects.create(name="Desk A")
+    Team.objects.create(name="Desk B")
+    api, _ = staff_login(django_user_model, "editor", role="Editor", teams=[desk])
+    ours = [{"party": str(ukraine.pk), "role": "side"}]
+    for body in ({"visibility": "all_partners"}, {"participants": ours}, {"teams": ["Desk A", "Desk B"]}):
+        refused = api.post("/api/v1/negotiations/", {"title": "x", **body}, format="json")
+        assert refused.status_code == 403, body
+    created = api.post("/api/v1/negotiations/", {"title": "x", "teams": ["Desk A"]}, format="json")
+    assert created.status_code == 201 and created.json()["teams"] == ["Desk A"]
+
+
+def test_a_stranger_to_the_case_gets_no_email_queued_before_they_lost_it(ukraine, django_user_model):
+    from django.core import mail
+
+    from tracker import delivery
+    from tracker.models import EmailNotification
+
+    desk = Team.objects.create(name="Desk A")
+    _api, watcher = staff_login(django_user_model, "watcher", role="Viewer", teams=[desk])
+    watcher.email = "watcher@example.org"
+    watcher.save()
+    internal = NegotiationFactory(visibility="staff_only", participants=[(ukraine, "side")])
+    internal.teams.set([desk])
+    internal.watchers.add(watcher)
+    services.negotiation_change_status(negotiation=internal, to_status="in_talks", actor=None)
+    assert EmailNotification.objects.count() == 1
+    desk.members.remove(watcher)
+    delivery.send_pending_emails()
+    assert mail.outbox == [] and "no longer see" in EmailNotification.objects.get().last_error

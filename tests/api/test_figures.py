@@ -90,3 +90,15 @@ def test_a_groups_etag_and_updated_at_move_when_its_figures_do(ukraine, russia, 
     tag = api.get(group_url)["ETag"]
     assert api.delete(f"{group_url}figures/{figure['id']}/").status_code == 204
     assert api.get(group_url)["ETag"] != tag
+
+
+def test_a_figure_patched_back_as_read_is_accepted(russia, garrison, make_api):
+    api = make_api(russia)
+    url = f"/api/v1/detainee-groups/{garrison.pk}/figures/"
+    figure = api.post(url, {"metric": "total", "value": 1730, "reported_on": "2022-05-19"}, format="json").json()
+    body = {name: value for name, value in figure.items() if name not in ("id", "group", "created_at", "updated_at", "recorded_by_party")}
+    response = api.patch(f"{url}{figure['id']}/", {**body, "reliability": "disputed"}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["reliability"] == "disputed"
+    changed = api.patch(f"{url}{figure['id']}/", {**body, "reported_on": "2022-05-20"}, format="json")
+    assert changed.status_code == 400 and "reported_on" in changed.json()

@@ -262,3 +262,20 @@ def test_a_failed_delivery_asks_for_its_retry_at_the_scheduled_time(ukraine, mak
     finally:
         bad.stop()
     assert [countdown for countdown in asked if countdown] == settings.TRACKER_WEBHOOK_RETRY_SCHEDULE[:2]
+
+
+def test_a_name_that_does_not_resolve_at_send_time_is_never_connected_to_by_name(ukraine, make_api, public_negotiation, monkeypatch, settings):
+    settings.TRACKER_WEBHOOK_ALLOW_PRIVATE = False
+    monkeypatch.setattr(delivery.socket, "getaddrinfo", lambda *args, **kwargs: (_ for _ in ()).throw(socket.gaierror("no answer")))
+    subscribe(make_api(ukraine), "https://hooks.example.org/in")
+    record.negotiation_change_status(negotiation=public_negotiation, to_status="in_talks", actor=None)
+    monkeypatch.setattr(delivery, "_post", lambda *args, **kwargs: pytest.fail("connected by name"))
+    send_everything_due()
+    pending = WebhookDelivery.objects.get()
+    assert pending.status == "pending" and pending.attempts == 1 and "does not resolve" in pending.last_error
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::a00:1", "2002:a00:1::1", "::ffff:169.254.169.254"])
+def test_ipv4_addresses_carried_in_ipv6_are_judged_as_ipv4(address):
+    with pytest.raises(delivery.UnsafeURL):
+        delivery._refuse_address(address)

@@ -6,11 +6,11 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from exchanges import policy
+from exchanges import audit, policy
 from exchanges.api import idempotency
 from exchanges.api.preconditions import etag_for
 from exchanges.api.views import RecordViewSet
-from exchanges.models import ApiClient
+from exchanges.models import AccessLogEntry, ApiClient
 
 from .. import services
 from ..filters import FlagFilter
@@ -29,6 +29,16 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def require_sight(self):
         self.get_object()  # idempotency replays of acknowledge: 404 once the flag is out of sight
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        audit.log_staff_reads_of(self.request.user, page or [], channel=AccessLogEntry.Channel.API)
+        return page
+
+    def get_object(self):
+        flag = super().get_object()
+        audit.log_staff_reads_of(self.request.user, [flag], channel=AccessLogEntry.Channel.API)
+        return flag
 
     def get_queryset(self):
         flags = Flag.objects.select_related("negotiation", "acknowledged_by_user", "acknowledged_by_client")
