@@ -473,9 +473,7 @@ def webhook_subscription_update(*, subscription, actor, **fields):
 
 @transaction.atomic
 def webhook_subscription_delete(*, subscription, actor):
-    policy.require(actor, "delete", subscription)
-    audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=subscription, before=audit.snapshot(subscription))
-    subscription.delete()
+    record_services.delete_record(subscription, actor=actor)
 
 
 @transaction.atomic

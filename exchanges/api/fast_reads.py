@@ -65,7 +65,7 @@ DAYS = {"opened_on", "next_step_due"}
 
 
 def _column(name):
-    """Timestamps and days come back as the API writes them (serializers._iso: UTC, `Z`,
+    """Timestamps and days come back as the API writes them (serializers.negotiations._iso: UTC, `Z`,
     microseconds only when there are some; ISO days): reading them into Python objects
     and writing them out again was a third of a list request's time."""
     column = f"exchanges_negotiation.{name}"

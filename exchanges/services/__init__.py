@@ -11,6 +11,7 @@ from .base import (
     IllegalStatusChange,
     InUse,
     create_record,
+    delete_record,
     update_record,
 )
 from .clients import CLIENT_FIELDS, api_client_create, api_client_revoke, api_client_update, hash_token
@@ -44,7 +45,7 @@ from .parties import (
 )
 
 __all__ = [
-    "TOKEN_PREFIX", "AlreadyRecorded", "IllegalStatusChange", "InUse", "create_record", "update_record",
+    "TOKEN_PREFIX", "AlreadyRecorded", "IllegalStatusChange", "InUse", "create_record", "delete_record", "update_record",
     "CLIENT_FIELDS", "api_client_create", "api_client_revoke", "api_client_update", "hash_token",
     "EVENT_FIELDS", "NEGOTIATION_FIELDS", "event_create", "event_delete", "event_update",
     "negotiation_change_status", "negotiation_create", "negotiation_update",

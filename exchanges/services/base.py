@@ -8,7 +8,7 @@ from django.db.models import ProtectedError, RestrictedError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import audit
+from .. import audit, policy
 from ..choices import allowed_transitions
 from ..models.base import EARLIEST
 from ..models import (
@@ -58,10 +58,13 @@ def _client_party(actor):
     return actor.party if isinstance(actor, ApiClient) else None
 
 
-def _delete(instance, *, actor, refers):
-    """Delete a record nothing refers to (`refers`: whether something else still does),
-    leaving its last state in the audit trail; 409 (`InUse`) otherwise."""
-    if refers:
+def delete_record(instance, *, actor, in_use=None):
+    """Delete a record the actor may delete (policy) and nothing refers to (`in_use(row)`,
+    asked with the row locked), leaving its last state in the audit trail; 409 (`InUse`)
+    otherwise. Shared by every audited delete in both apps. Call inside a transaction."""
+    policy.require(actor, "delete", instance)
+    instance = type(instance).objects.select_for_update().get(pk=instance.pk)
+    if in_use is not None and in_use(instance):
         raise InUse(_("%(what)s is still referred to by other records; it cannot be deleted.") % {"what": instance})
     audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=instance, before=audit.snapshot(instance))
     try:

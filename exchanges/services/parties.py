@@ -11,7 +11,7 @@ from ..models import (
     Party,
     ReportedFigure,
 )
-from .base import AlreadyRecorded, _client_party, _delete, create_record, update_record
+from .base import AlreadyRecorded, _client_party, create_record, delete_record, update_record
 
 
 # Parties ---------------------------------------------------------------------------
@@ -34,9 +34,7 @@ def party_update(*, party, actor, **fields):
 @transaction.atomic
 def party_delete(*, party, actor):
     """Only a party nothing refers to (no participation, group, figure, event, client)."""
-    policy.require(actor, "delete", party)
-    party = Party.objects.select_for_update().get(pk=party.pk)
-    _delete(party, actor=actor, refers=party_in_use(party))
+    delete_record(party, actor=actor, in_use=party_in_use)
 
 
 def party_in_use(party):
@@ -88,9 +86,7 @@ def detainee_group_update(*, group, actor, **fields):
 @transaction.atomic
 def detainee_group_delete(*, group, actor):
     """Only a group no negotiation covers and no figure describes (409 otherwise)."""
-    policy.require(actor, "delete", group)
-    group = DetaineeGroup.objects.select_for_update().get(pk=group.pk)
-    _delete(group, actor=actor, refers=group_in_use(group))
+    delete_record(group, actor=actor, in_use=group_in_use)
 
 
 def group_in_use(group):
@@ -149,6 +145,5 @@ def figure_update(*, figure, actor, **fields):
 @transaction.atomic
 def figure_delete(*, figure, actor):
     """Withdraw a claim; its last state stays in the audit trail."""
-    policy.require(actor, "delete", figure)
-    _delete(ReportedFigure.objects.select_for_update().get(pk=figure.pk), actor=actor, refers=False)
+    delete_record(figure, actor=actor)
     _figures_changed(figure.group_id)
