@@ -102,3 +102,14 @@ OPEN = frozenset(status for status in NegotiationStatus if status not in FINAL)
 def allowed_transitions(status):
     """The statuses a negotiation in `status` may move to, in table order."""
     return [str(target) for target in TRANSITIONS[NegotiationStatus(status)]]
+
+
+class HandoverState(models.TextChoices):
+    PLANNED = "planned", _("Planned")
+    DONE = "done", _("Done")
+    POSTPONED = "postponed", _("Postponed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+#: Where an agreement is being carried out: the statuses `wounded_waiting` watches.
+AGREED_STATUSES = frozenset({NegotiationStatus.AGREED, NegotiationStatus.IMPLEMENTING})

@@ -167,6 +167,7 @@ def _hidden_negotiation_q(user, field):
 #: negotiation's visibility.
 NEGOTIATION_CHILDREN = {
     "exchanges.statuschange", "exchanges.event", "exchanges.participant", "exchanges.coveredgroup",
+    "exchanges.commitment", "exchanges.handover", "exchanges.transfer",
     "tracker.flag", "tracker.webhookdelivery", "tracker.emailnotification",
 }  # fmt: skip
 #: Logs that name a negotiation by id (no foreign key): seen with their view permission,
@@ -266,6 +267,10 @@ def _action_label(action):
     }.get(action, action)
 
 
+#: Rows only the party that recorded them changes or deletes.
+RECORDED_BY_PARTY = {"exchanges.detaineegroup", "exchanges.reportedfigure", "exchanges.event", "exchanges.handover"}
+
+
 def _require_for_client(client, action, model, instance, negotiation):
     if client.read_only and action != "view":
         raise Refused(_("This API client is read-only."))
@@ -285,7 +290,7 @@ def _require_for_client(client, action, model, instance, negotiation):
         return
     if label in ("exchanges.detaineegroup", "exchanges.reportedfigure") and action == "add":
         return
-    if label in ("exchanges.detaineegroup", "exchanges.reportedfigure", "exchanges.event") and action != "add":
+    if label in RECORDED_BY_PARTY and action != "add":
         if negotiation is not None:
             _require_taking_part(client, negotiation)
         if instance.recorded_by_party_id != client.party_id:
@@ -335,3 +340,24 @@ def require_participants_change(principal, negotiation, participants):
             raise Refused(_("Only staff remove another party from a negotiation (%(party)s).") % {"party": names[party_id]})
         if wanted[party_id] != role:
             raise Refused(_("Only staff change another party's role (%(party)s).") % {"party": names[party_id]})
+
+
+def require_commitments_change(principal, negotiation, current, wanted):
+    """A new commitments list (`wanted`: party id -> entry) against the current one
+    (party id -> Commitment): a client adds, changes or removes only its own party's
+    commitment; what another party undertook is that party's (or staff's) to record."""
+    if not is_client(principal):
+        return
+    def terms(row):
+        return None if row is None else (row.count, row.seriously_wounded_count, row.notes or "")
+
+    def asked(entry):
+        if entry is None:
+            return None
+        return (entry.get("count"), entry.get("seriously_wounded_count"), entry.get("notes") or "")
+
+    for party_id in set(current) | set(wanted):
+        if party_id == principal.party_id or terms(current.get(party_id)) == asked(wanted.get(party_id)):
+            continue
+        party = (wanted.get(party_id) or {}).get("party") or current[party_id].party
+        raise Refused(_("Only staff record what another party undertook (%(party)s).") % {"party": party})

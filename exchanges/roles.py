@@ -7,7 +7,7 @@ set of model permissions, so the admin and the API honour it the same way.
 #: What a Viewer reads: the record and the flags, not the trail, clients or outbox.
 RECORD = {
     "exchanges": ["party", "detaineegroup", "reportedfigure", "negotiation", "participant", "coveredgroup",
-                  "statuschange", "event", "team"],
+                  "statuschange", "event", "team", "commitment", "handover", "transfer"],
     "tracker": ["flag", "stallrule"],
 }  # fmt: skip
 
@@ -26,7 +26,7 @@ EDITOR = VIEWER | {
     "exchanges.change_coveredgroup",
     "exchanges.delete_coveredgroup",
     "tracker.change_flag",  # acknowledging a flag
-} | _perms("exchanges", ["add", "change"], ["event", "detaineegroup", "reportedfigure"])
+} | _perms("exchanges", ["add", "change"], ["event", "detaineegroup", "reportedfigure", "handover"])
 
 COORDINATOR = EDITOR | {
     "exchanges.manage_access",  # participants, visibility and teams
@@ -41,7 +41,7 @@ COORDINATOR = EDITOR | {
     "tracker.view_scanrun",
     "tracker.view_deliveryattempt",  # the attempts under each delivery
 } | _perms("exchanges", ["add", "change", "delete"], ["participant", "party", "team"]) | _perms(
-    "exchanges", ["delete"], ["event", "detaineegroup", "reportedfigure"]
+    "exchanges", ["delete"], ["event", "detaineegroup", "reportedfigure", "handover"]
 ) | _perms("tracker", ["view", "add", "change", "delete"], ["webhooksubscription"])
 
 AUDITOR = {"exchanges.view_auditentry", "exchanges.view_accesslogentry"}

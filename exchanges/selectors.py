@@ -12,8 +12,8 @@ from django.db.models.functions import TruncMonth
 
 from . import policy
 from .soft_cache import soft
-from .choices import OPEN, NegotiationStatus
-from .models import CoveredGroup, DetaineeGroup, Event, Negotiation, Participant, ReportedFigure, StatusChange
+from .choices import OPEN, HandoverState, NegotiationStatus
+from .models import Commitment, CoveredGroup, Handover, Transfer, DetaineeGroup, Event, Negotiation, Participant, ReportedFigure, StatusChange
 
 
 PARTICIPANTS_JSON = """SELECT coalesce(json_agg(json_build_object('party', p.party_id, 'role', p.role) ORDER BY p.id), '[]')::text
@@ -21,6 +21,69 @@ PARTICIPANTS_JSON = """SELECT coalesce(json_agg(json_build_object('party', p.par
 GROUPS_JSON = """SELECT coalesce(json_agg(json_build_object('group', g.group_id, 'proposed_count', g.proposed_count,
     'released_count', g.released_count) ORDER BY g.id), '[]')::text
     FROM exchanges_coveredgroup g WHERE g.negotiation_id = exchanges_negotiation.id"""
+
+COMMITMENTS_JSON = """SELECT coalesce(json_agg(json_build_object('party', c.party_id, 'count', c.count,
+    'seriously_wounded_count', c.seriously_wounded_count, 'notes', c.notes) ORDER BY c.id), '[]')::text
+    FROM exchanges_commitment c WHERE c.negotiation_id = exchanges_negotiation.id"""
+#: `progress` (see `progress` below, its definition in Python): per releasing party, its
+#: commitment and the sums over its transfers in done handovers; committed parties first
+#: in the order recorded, then the others by id.
+PROGRESS_JSON = """SELECT coalesce(json_agg(json_build_object('party', r.party_id, 'committed', r.committed,
+    'released', r.released, 'verified', r.verified,
+    'remaining', CASE WHEN r.committed IS NULL THEN NULL ELSE greatest(r.committed - r.released, 0) END,
+    'seriously_wounded_released', r.wounded, 'disputed', r.disputed) ORDER BY r.ord NULLS LAST, r.party_id), '[]')::text
+    FROM (SELECT p.party_id, min(p.ord) AS ord, max(p.committed) AS committed, coalesce(sum(p.released), 0) AS released,
+            coalesce(sum(p.verified), 0) AS verified, coalesce(sum(p.wounded), 0) AS wounded,
+            coalesce(bool_or(p.disputed), false) AS disputed
+        FROM (SELECT c.party_id, c.id AS ord, c.count AS committed, NULL::bigint AS released, NULL::bigint AS verified,
+                NULL::bigint AS wounded, NULL::boolean AS disputed
+            FROM exchanges_commitment c WHERE c.negotiation_id = exchanges_negotiation.id
+            UNION ALL
+            SELECT t.from_party_id, NULL, NULL, t.released_count, t.verified_count, t.seriously_wounded_count,
+                greatest(t.released_count, t.received_count, t.verified_count)
+                    <> least(t.released_count, t.received_count, t.verified_count)
+            FROM exchanges_transfer t JOIN exchanges_handover h ON h.id = t.handover_id AND h.state = 'done'
+            WHERE t.negotiation_id = exchanges_negotiation.id
+            UNION ALL
+            SELECT t.from_party_id, NULL, NULL, NULL, NULL, NULL, NULL
+            FROM exchanges_transfer t JOIN exchanges_handover h ON h.id = t.handover_id AND h.state <> 'done'
+            WHERE t.negotiation_id = exchanges_negotiation.id) p
+        GROUP BY p.party_id) r"""
+
+
+def progress(negotiation):
+    """For each releasing party (those with a commitment, in the order recorded, then any
+    other that releases in a handover, by id): `committed` (null: open-ended or not
+    recorded), `released` and `verified` summed over its transfers in done handovers,
+    `remaining` (committed less released, never below 0; null when open-ended),
+    `seriously_wounded_released`, and `disputed` (a done transfer's released, received and
+    verified counts disagree). Reads the commitments and handovers with their transfers
+    (prefetched by `negotiation_list`); PROGRESS_JSON is the same in SQL."""
+    committed = {c.party_id: c.count for c in sorted(negotiation.commitments.all(), key=lambda c: c.pk)}
+    others, done = set(), []
+    for handover in negotiation.handovers.all():
+        for transfer in handover.transfers.all():
+            if transfer.from_party_id not in committed:
+                others.add(transfer.from_party_id)
+            if handover.state == HandoverState.DONE:
+                done.append(transfer)
+    rows = []
+    for party_id in [*committed, *sorted(others, key=str)]:
+        mine = [t for t in done if t.from_party_id == party_id]
+        released = sum(t.released_count or 0 for t in mine)
+        count = committed.get(party_id)
+        rows.append(
+            {
+                "party": str(party_id),
+                "committed": count,
+                "released": released,
+                "verified": sum(t.verified_count or 0 for t in mine),
+                "remaining": None if count is None else max(count - released, 0),
+                "seriously_wounded_released": sum(t.seriously_wounded_count or 0 for t in mine),
+                "disputed": any(t.disputed for t in mine),
+            }
+        )
+    return rows
 
 
 def negotiation_list(principal):
@@ -36,10 +99,14 @@ def negotiation_list(principal):
         return queryset.annotate(
             participants_json=RawSQL(PARTICIPANTS_JSON, [], output_field=JSONField()),
             groups_json=RawSQL(GROUPS_JSON, [], output_field=JSONField()),
+            commitments_json=RawSQL(COMMITMENTS_JSON, [], output_field=JSONField()),
+            progress_json=RawSQL(PROGRESS_JSON, [], output_field=JSONField()),
         )
     return queryset.prefetch_related(
         Prefetch("participants", queryset=Participant.objects.order_by("id")),
         Prefetch("covered_groups", queryset=CoveredGroup.objects.order_by("id")),
+        Prefetch("commitments", queryset=Commitment.objects.order_by("id")),
+        Prefetch("handovers", queryset=Handover.objects.order_by("sequence").prefetch_related("transfers")),
     )
 
 
@@ -50,6 +117,14 @@ def status_change_list(negotiation):
 def event_list(negotiation):
     return Event.objects.filter(negotiation=negotiation).prefetch_related("parties").select_related(
         "recorded_by_user", "recorded_by_client"
+    )
+
+
+def handover_list(negotiation):
+    return (
+        Handover.objects.filter(negotiation=negotiation)
+        .select_related("recorded_by_user", "recorded_by_client")
+        .prefetch_related(Prefetch("transfers", queryset=Transfer.objects.order_by("id")))
     )
 
 

@@ -10,3 +10,6 @@ status_changed = Signal()
 #: Sent after anything that can move a negotiation's activity or deadline: an event
 #: written, edited or deleted, a field update. Arguments: negotiation.
 negotiation_touched = Signal()
+
+#: Sent after a handover is recorded or changed. Arguments: negotiation, handover, created.
+handover_recorded = Signal()

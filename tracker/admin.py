@@ -20,14 +20,12 @@ from .models import DeliveryAttempt, EmailNotification, Flag, ScanRun, StallRule
 
 @admin.register(StallRule)
 class StallRuleAdmin(RecordAdmin):
-    list_display = ["key", "overdue_days", "very_overdue_days", "updated_at"]
-    list_editable = ["overdue_days", "very_overdue_days"]
+    list_display = ["key", "overdue_days", "very_overdue_days", "gap_multiplier", "min_activities", "updated_at"]
+    list_editable = ["overdue_days", "very_overdue_days", "gap_multiplier", "min_activities"]
     readonly_fields = ["key"]
 
     def save_model(self, request, obj, form, change):
-        services.stall_rule_update(
-            rule=obj, actor=request.user, overdue_days=obj.overdue_days, very_overdue_days=obj.very_overdue_days
-        )
+        services.stall_rule_update(rule=obj, actor=request.user, **{name: getattr(obj, name) for name in services.RULE_FIELDS})
 
     def has_add_permission(self, request):
         return False

@@ -16,6 +16,7 @@ class TrackerConfig(AppConfig):
 
         signals.status_changed.connect(receivers.on_status_changed, dispatch_uid="tracker.status_changed")
         signals.negotiation_touched.connect(receivers.on_negotiation_touched, dispatch_uid="tracker.touched")
+        signals.handover_recorded.connect(receivers.on_handover_recorded, dispatch_uid="tracker.handover_recorded")
         # After every migrate (and a test database's flush), once the permissions of both
         # apps exist: the four staff roles as exchanges.roles defines them.
         post_migrate.connect(sync_roles, sender=self, dispatch_uid="tracker.sync_roles")

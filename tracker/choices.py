@@ -6,6 +6,8 @@ from django.utils.translation import gettext_lazy as _
 class FlagKind(models.TextChoices):
     NO_ACTIVITY = "no_activity", _("No activity")
     DEADLINE_MISSED = "deadline_missed", _("Next step missed")
+    OFF_RHYTHM = "off_rhythm", _("Off its rhythm")
+    WOUNDED_WAITING = "wounded_waiting", _("Seriously wounded waiting")
 
 
 class FlagLevel(models.TextChoices):
@@ -17,6 +19,7 @@ class Resolution(models.TextChoices):
     ACTIVITY = "activity", _("Activity resumed")
     DEADLINE_MOVED = "deadline_moved", _("Next step rescheduled or cleared")
     ENDED = "ended", _("Negotiation ended")
+    WOUNDED_RELEASED = "wounded_released", _("Seriously wounded released (or no agreement in force)")
 
 
 class RuleKey(models.TextChoices):
@@ -24,12 +27,15 @@ class RuleKey(models.TextChoices):
     HIGH = "high", _("No activity: high priority")
     ROUTINE = "routine", _("No activity: routine")
     DEADLINE = "deadline", _("Next step missed: days after the due date")
+    RHYTHM = "rhythm", _("Off its rhythm: silent for its usual gap times the multiplier, and at least these days")
+    WOUNDED = "wounded", _("Seriously wounded waiting: days after the agreement")
 
 
 class WebhookEvent(models.TextChoices):
     STATUS_CHANGED = "negotiation.status_changed", "negotiation.status_changed"
     STALLED = "negotiation.stalled", "negotiation.stalled"
     UNSTALLED = "negotiation.unstalled", "negotiation.unstalled"
+    HANDOVER_RECORDED = "negotiation.handover_recorded", "negotiation.handover_recorded"
 
 
 class DeliveryStatus(models.TextChoices):

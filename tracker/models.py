@@ -17,12 +17,24 @@ class StallRule(models.Model):
 
     For `urgent`, `high` and `routine`: days without activity, by priority (a negotiation
     covering seriously wounded detainees is held to `urgent`, Third Geneva Convention
-    Art. 109). For `deadline`: days after `next_step_due`.
+    Art. 109). For `deadline`: days after `next_step_due`. For `rhythm` (off its rhythm):
+    a negotiation with at least `min_activities` activities is overdue once silent for
+    `gap_multiplier` times its usual (median) gap and at least `overdue_days`, very
+    overdue at twice that and at least `very_overdue_days`. For `wounded`: days after it
+    reached `agreed` while its covered groups' seriously wounded wait (Art. 109).
     """
 
     key = models.CharField(_("rule"), max_length=16, choices=RuleKey.choices, primary_key=True)
     overdue_days = models.PositiveIntegerField(_("overdue after (days)"))
     very_overdue_days = models.PositiveIntegerField(_("very overdue after (days)"))
+    gap_multiplier = models.PositiveSmallIntegerField(
+        _("times its usual gap"), default=3, help_text=_("Off its rhythm only: silent for this many times its median gap.")
+    )
+    min_activities = models.PositiveSmallIntegerField(
+        _("activities needed"),
+        default=5,
+        help_text=_("Off its rhythm only: a negotiation needs this many activities before it has a rhythm."),
+    )
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
@@ -33,13 +45,19 @@ class StallRule(models.Model):
             models.CheckConstraint(
                 condition=Q(very_overdue_days__gt=F("overdue_days")), name="stall_rule_very_after_overdue"
             ),
+            models.CheckConstraint(condition=Q(gap_multiplier__gte=2), name="stall_rule_multiplier_at_least_2"),
+            models.CheckConstraint(condition=Q(min_activities__gte=3), name="stall_rule_min_activities_at_least_3"),
         ]
 
     def __str__(self):
         return f"{self.get_key_display()}: {self.overdue_days}/{self.very_overdue_days}"
 
 
-DEFAULT_RULES = {"urgent": (7, 14), "high": (14, 28), "routine": (30, 60), "deadline": (1, 7)}
+DEFAULT_RULES = {
+    "urgent": (7, 14), "high": (14, 28), "routine": (30, 60), "deadline": (1, 7), "rhythm": (7, 14), "wounded": (3, 7),
+}  # fmt: skip
+#: Off its rhythm: (times its usual gap, activities needed).
+DEFAULT_RHYTHM = (3, 5)
 
 
 class Flag(TimestampedModel):

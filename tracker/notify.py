@@ -158,6 +158,45 @@ def status_changed(*, negotiation, change):
     enqueue([(WebhookEvent.STATUS_CHANGED, negotiation, data, subject)], now=change.recorded_at)
 
 
+def handover_data(handover):
+    from exchanges.services import TRANSFER_COUNTS
+
+    return {
+        "id": str(handover.pk),
+        "sequence": handover.sequence,
+        "state": handover.state,
+        "planned_on": handover.planned_on.isoformat() if handover.planned_on else None,
+        "occurred_on": handover.occurred_on.isoformat() if handover.occurred_on else None,
+        "location": handover.location,
+        "verified_by": str(handover.verified_by_id) if handover.verified_by_id else None,
+        "source": handover.source,
+        "transfers": [
+            {"from_party": str(t.from_party_id), "to_party": str(t.to_party_id), **{name: getattr(t, name) for name in TRANSFER_COUNTS}}
+            for t in handover.transfers.order_by("id")
+        ],
+    }
+
+
+def handover_recorded(*, negotiation, handover, created):
+    """`negotiation.handover_recorded`: a handover recorded or changed, with each releasing
+    party's progress after it."""
+    from exchanges.selectors import progress
+
+    data = {
+        "negotiation": negotiation_data(negotiation),
+        "change": "created" if created else "updated",
+        "handover": handover_data(handover),
+        "progress": progress(negotiation),
+    }
+    subject = _("[Tracker] %(reference)s: handover %(sequence)d %(change)s (%(state)s)") % {
+        "reference": negotiation.reference,
+        "sequence": handover.sequence,
+        "change": _("recorded") if created else _("updated"),
+        "state": handover.get_state_display(),
+    }
+    enqueue([(WebhookEvent.HANDOVER_RECORDED, negotiation, data, subject)], now=handover.updated_at)
+
+
 def anyone_listening(negotiation_ids=None):
     """Whether any active subscription or watching staff member could receive stall events
     about these negotiations (`None`: about any negotiation)."""

@@ -8,3 +8,7 @@ def on_status_changed(sender, *, negotiation, change, **kwargs):
 
 def on_negotiation_touched(sender, *, negotiation, **kwargs):
     services.resolve_flags_for(negotiation)
+
+
+def on_handover_recorded(sender, *, negotiation, handover, created, **kwargs):
+    notify.handover_recorded(negotiation=negotiation, handover=handover, created=created)

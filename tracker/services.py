@@ -13,26 +13,33 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Case, CharField, Exists, OuterRef, Q, Value, When
+from django.db.models import Case, CharField, DateTimeField, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Value, When
+from django.db.models.expressions import RawSQL
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from exchanges import audit, policy
 from exchanges import services as record_services
-from exchanges.choices import FINAL, OPEN
+from exchanges.choices import AGREED_STATUSES, FINAL, OPEN
 from exchanges.models import ApiClient, AuditEntry, CoveredGroup, Negotiation
 
 from . import notify
-from .choices import FlagKind, FlagLevel, Resolution, WebhookEvent
-from .models import DEFAULT_RULES, Flag, ScanRun, StallRule, WebhookSubscription
+from .choices import FlagKind, FlagLevel, Resolution, RuleKey, WebhookEvent
+from .models import DEFAULT_RHYTHM, DEFAULT_RULES, Flag, ScanRun, StallRule, WebhookSubscription
 
 SCAN_LOCK_KEY = 7_310_109  # any constant shared by every scanner
 
 
 def stall_rules():
-    """`{key: (overdue_days, very_overdue_days)}`, the defaults filling any missing row."""
+    """`{key: (overdue_days, very_overdue_days)}`, the defaults filling any missing row;
+    and under `rhythm_parameters` the rhythm rule's (times its usual gap, activities needed)."""
     rules = dict(DEFAULT_RULES)
-    rules.update({rule.key: (rule.overdue_days, rule.very_overdue_days) for rule in StallRule.objects.all()})
+    rules["rhythm_parameters"] = DEFAULT_RHYTHM
+    for rule in StallRule.objects.all():
+        rules[rule.key] = (rule.overdue_days, rule.very_overdue_days)
+        if rule.key == RuleKey.RHYTHM:
+            rules["rhythm_parameters"] = (rule.gap_multiplier, rule.min_activities)
     return rules
 
 
@@ -56,12 +63,53 @@ def _covers_wounded(*, few=False):
     return Q(pk__in=CoveredGroup.objects.filter(group__seriously_wounded_count__gt=0).values("negotiation_id"))
 
 
+#: Negotiations where, some days after agreement, one releasing party's covered groups
+#: hold more seriously wounded than its done handovers released (per party: one side
+#: releasing all its wounded does not hide the other's). Not correlated, so it reads the
+#: same inside any subquery; only agreed or implementing negotiations are grouped.
+WOUNDED_WAITING_SQL = """SELECT cg.negotiation_id FROM exchanges_coveredgroup cg
+    JOIN exchanges_detaineegroup g ON g.id = cg.group_id
+    JOIN exchanges_negotiation n ON n.id = cg.negotiation_id
+    WHERE n.status IN ('agreed', 'implementing') AND n.agreed_at <= %s AND g.seriously_wounded_count > 0
+    GROUP BY cg.negotiation_id, g.held_by_id
+    HAVING sum(g.seriously_wounded_count) > coalesce((
+        SELECT sum(t.seriously_wounded_count) FROM exchanges_transfer t
+        JOIN exchanges_handover h ON h.id = t.handover_id AND h.state = 'done'
+        WHERE t.negotiation_id = cg.negotiation_id AND t.from_party_id = g.held_by_id), 0)"""
+
+
+def _silent_beyond_gap(now, times):
+    """Silent for more than `times` its usual gap between activities."""
+    silence = ExpressionWrapper(F("usual_gap") * times, output_field=DurationField())
+    quiet_after = ExpressionWrapper(F("last_activity_at") + silence, output_field=DateTimeField())
+    return Q(GreaterThan(Value(now, output_field=DateTimeField()), quiet_after))
+
+
 def _conditions(kind, rules, now, *, few=False):
     """`(overdue_q, very_overdue_q)` over open negotiations.
 
     No activity: by priority, a negotiation covering seriously wounded detainees held to
     the urgent thresholds (Third Geneva Convention, Art. 109). Deadline: days after due.
+    Off its rhythm: at least the rule's number of activities, and silent for more than
+    its multiple of the usual gap and at least its days (twice that gap, and its second
+    days, for very overdue), so a negotiation that was always slow is not flagged.
+    Wounded waiting: see WOUNDED_WAITING_SQL, after the rule's days since agreement.
     """
+    if kind == FlagKind.OFF_RHYTHM:
+        times, needed = rules["rhythm_parameters"]
+        has_rhythm = Q(activity_count__gte=needed, usual_gap__isnull=False)
+        return tuple(
+            has_rhythm
+            & Q(last_activity_at__lte=now - timedelta(days=days))
+            & _silent_beyond_gap(now, times * factor)
+            for days, factor in zip(rules["rhythm"], (1, 2))
+        )
+    if kind == FlagKind.WOUNDED_WAITING:
+        return tuple(
+            Q(status__in=AGREED_STATUSES, agreed_at__lte=now - timedelta(days=days))
+            & Q(pk__in=RawSQL(WOUNDED_WAITING_SQL, [now - timedelta(days=days)]))
+            for days in rules["wounded"]
+        )
     if kind == FlagKind.DEADLINE_MISSED:
         today = now.date()
         overdue, very = rules["deadline"]
@@ -96,7 +144,10 @@ def _resolve(open_flags, *, kind, still_due, now):
     resolved = open_flags.filter(negotiation__status__in=FINAL).update(
         resolved_at=now, resolution=Resolution.ENDED, updated_at=now
     )
-    reason = Resolution.DEADLINE_MOVED if kind == FlagKind.DEADLINE_MISSED else Resolution.ACTIVITY
+    reason = {
+        FlagKind.DEADLINE_MISSED: Resolution.DEADLINE_MOVED,
+        FlagKind.WOUNDED_WAITING: Resolution.WOUNDED_RELEASED,
+    }.get(kind, Resolution.ACTIVITY)
     resolved += open_flags.exclude(_for_negotiations_in(still_due)).update(
         resolved_at=now, resolution=reason, updated_at=now
     )
@@ -173,6 +224,22 @@ def _incremental_scope(now, rules, last, written):
     for days in sorted(set(rules["deadline"])):
         crossed |= Q(
             next_step_due__gt=last.as_of.date() - timedelta(days=days), next_step_due__lte=now.date() - timedelta(days=days)
+        )
+    for days in sorted(set(rules["wounded"])):
+        crossed |= Q(agreed_at__gt=last.as_of - timedelta(days=days), agreed_at__lte=now - timedelta(days=days))
+    # Off its rhythm: the silence crossed its multiple of the usual gap since the last run
+    # (or one of the rule's days, while beyond that multiple).
+    times, needed = rules["rhythm_parameters"]
+    for factor, days in zip((1, 2), rules["rhythm"]):
+        crossed |= (
+            Q(activity_count__gte=needed, usual_gap__isnull=False, last_activity_at__lte=now - timedelta(days=days))
+            & _silent_beyond_gap(now, times * factor)
+            & ~_silent_beyond_gap(last.as_of, times * factor)
+        )
+        crossed |= Q(
+            activity_count__gte=needed,
+            last_activity_at__gt=last.as_of - timedelta(days=days),
+            last_activity_at__lte=now - timedelta(days=days),
         )
     since = last.as_of - SCAN_OVERLAP
     sources = [
@@ -476,13 +543,12 @@ def webhook_subscription_delete(*, subscription, actor):
     record_services.delete_record(subscription, actor=actor)
 
 
+RULE_FIELDS = ("overdue_days", "very_overdue_days", "gap_multiplier", "min_activities")
+
+
 @transaction.atomic
-def stall_rule_update(*, rule, actor, overdue_days, very_overdue_days):
-    """Change a stall rule; the next scan applies it."""
+def stall_rule_update(*, rule, actor, **fields):
+    """Change a stall rule (`overdue_days`, `very_overdue_days`, and for the rhythm rule
+    `gap_multiplier` and `min_activities`); the next scan, a full one, applies it."""
     policy.require(actor, "change", rule)
-    return record_services.update_record(
-        rule,
-        actor=actor,
-        fields={"overdue_days": overdue_days, "very_overdue_days": very_overdue_days},
-        allowed=("overdue_days", "very_overdue_days"),
-    )
+    return record_services.update_record(rule, actor=actor, fields=fields, allowed=RULE_FIELDS)

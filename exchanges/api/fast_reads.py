@@ -34,7 +34,7 @@ from rest_framework.exceptions import ValidationError
 from .. import audit, policy
 from ..filters import NegotiationFilter
 from ..models import ApiClient, Negotiation
-from ..selectors import GROUPS_JSON, PARTICIPANTS_JSON
+from ..selectors import COMMITMENTS_JSON, GROUPS_JSON, PARTICIPANTS_JSON, PROGRESS_JSON
 from ..services import hash_token
 from .authentication import LAST_USED_RESOLUTION
 from .pagination import CursorPagination
@@ -86,7 +86,8 @@ def _column(name):
 STATEMENT = f"""SELECT {", ".join(f"c.{name}" for name in CLIENT_FIELDS)}, n.*
 FROM exchanges_apiclient c LEFT JOIN LATERAL (
     SELECT {", ".join(_column(name) for name in FIELDS)},
-        ({PARTICIPANTS_JSON}) AS participants_json, ({GROUPS_JSON}) AS groups_json
+        ({PARTICIPANTS_JSON}) AS participants_json, ({GROUPS_JSON}) AS groups_json,
+        ({COMMITMENTS_JSON}) AS commitments_json, ({PROGRESS_JSON}) AS progress_json
     FROM exchanges_negotiation
     WHERE {{visibility}}{{where}}
     {{order}} LIMIT {{limit:d}} OFFSET {{offset:d}}
@@ -113,13 +114,14 @@ class Row:
     """A negotiation as read here: the attributes `negotiation_representation`,
     `audit.log_reads` and the paginator read from a model instance."""
 
-    __slots__ = (*FIELDS, "participants_json", "groups_json")
+    JSON = ("participants_json", "groups_json", "commitments_json", "progress_json")
+    __slots__ = (*FIELDS, *JSON)
 
     def __init__(self, values):
         for name, value in zip(self.__slots__, values):
             setattr(self, name, value)
-        self.participants_json = orjson.loads(self.participants_json)
-        self.groups_json = orjson.loads(self.groups_json)
+        for name in self.JSON:
+            setattr(self, name, orjson.loads(getattr(self, name)))
 
     @property
     def pk(self):

@@ -40,5 +40,12 @@ urlpatterns = [
         "negotiation_pk",
         {"retrieve", "update", "partial_update", "destroy"},
     ),
+    *nested(
+        "negotiations",
+        views.HandoverViewSet,
+        "handovers",
+        "negotiation_pk",
+        {"retrieve", "update", "partial_update", "destroy"},
+    ),
     *router.urls,
 ]

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from .. import audit, policy, selectors, services
 from ..soft_cache import cache_state
 from ..filters import DetaineeGroupFilter, EventFilter, NegotiationFilter, PartyFilter, ReportedFigureFilter
-from ..models import AccessLogEntry, ApiClient, DetaineeGroup, Event, Negotiation, Party, ReportedFigure, StatusChange
+from ..models import AccessLogEntry, ApiClient, DetaineeGroup, Event, Handover, Negotiation, Party, ReportedFigure, StatusChange
 from . import idempotency, serializers
 from .preconditions import check_if_match, etag_for, not_modified
 
@@ -334,6 +334,37 @@ class EventViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
 
     def delete_object(self, instance):
         services.event_delete(event=instance, actor=self.request.user)
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[NEGOTIATION_PK]),
+    create=extend_schema(parameters=[NEGOTIATION_PK]),
+    retrieve=extend_schema(parameters=[NEGOTIATION_PK]),
+    update=extend_schema(parameters=[NEGOTIATION_PK]),
+    partial_update=extend_schema(parameters=[NEGOTIATION_PK]),
+    destroy=extend_schema(parameters=[NEGOTIATION_PK]),
+)
+class HandoverViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
+    """How an agreement is carried out, in order of `sequence`. Only the party that
+    recorded a handover changes or deletes it; `transfers` sent replace the list."""
+
+    policy_model = Handover
+    serializer_class = serializers.HandoverSerializer
+    cursor_ordering = ("sequence",)
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Handover.objects.none()
+        return selectors.handover_list(self.get_negotiation())
+
+    def create_object(self, data):
+        return services.handover_create(negotiation=self.get_negotiation(), actor=self.request.user, **data)
+
+    def update_object(self, instance, data):
+        return services.handover_update(handover=instance, actor=self.request.user, **data)
+
+    def delete_object(self, instance):
+        services.handover_delete(handover=instance, actor=self.request.user)
 
 
 @extend_schema(responses=serializers.ApiClientSerializer)

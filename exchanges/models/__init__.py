@@ -5,6 +5,7 @@ Writes go through `exchanges.services`; reads with visibility rules through
 """
 from .base import MAX_COUNT, TimestampedModel
 from .clients import ApiClient, IdempotencyKey
+from .handovers import Commitment, Handover, Transfer
 from .negotiations import CoveredGroup, Event, Negotiation, Participant, ReferenceCounter, StatusChange
 from .parties import DetaineeGroup, Party, ReportedFigure, Team
 from .trail import AccessLogEntry, AppendOnlyModel, AppendOnlyQuerySet, AuditEntry
@@ -12,5 +13,5 @@ from .trail import AccessLogEntry, AppendOnlyModel, AppendOnlyQuerySet, AuditEnt
 __all__ = [
     "MAX_COUNT", "TimestampedModel", "ApiClient", "IdempotencyKey", "CoveredGroup", "Event", "Negotiation",
     "Participant", "ReferenceCounter", "StatusChange", "DetaineeGroup", "Party", "ReportedFigure", "Team",
-    "AccessLogEntry", "AppendOnlyModel", "AppendOnlyQuerySet", "AuditEntry",
+    "Commitment", "Handover", "Transfer", "AccessLogEntry", "AppendOnlyModel", "AppendOnlyQuerySet", "AuditEntry",
 ]  # fmt: skip

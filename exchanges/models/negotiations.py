@@ -53,6 +53,19 @@ class Negotiation(TimestampedModel):
     next_step_due = models.DateField(_("next step due"), null=True, blank=True)
     last_activity_at = models.DateTimeField(_("last activity"), db_index=True)
     stalled = models.BooleanField(_("stalled"), default=False)
+    agreed_at = models.DateTimeField(
+        _("agreed at"), null=True, blank=True, editable=False, help_text=_("When it last reached “agreed”.")
+    )
+    activity_count = models.PositiveIntegerField(
+        _("activities"), default=0, editable=False, help_text=_("Status changes, events and done handovers.")
+    )
+    usual_gap = models.DurationField(
+        _("usual gap"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("The median time between two of its activities: its own rhythm."),
+    )
     stalled_since = models.DateTimeField(_("stalled since"), null=True, blank=True)
     created_by_party = models.ForeignKey(
         Party,
@@ -132,6 +145,13 @@ class Negotiation(TimestampedModel):
 
     def __str__(self):
         return f"{self.reference} {self.title}"
+
+    @property
+    def progress(self):
+        """Each releasing party's progress (`selectors.progress`; lists read it in SQL)."""
+        from ..selectors import progress
+
+        return progress(self)
 
     def clean(self):
         errors = {}

@@ -15,6 +15,7 @@ from .base import (
     update_record,
 )
 from .clients import CLIENT_FIELDS, api_client_create, api_client_revoke, api_client_update, hash_token
+from .handovers import HANDOVER_FIELDS, TRANSFER_COUNTS, handover_create, handover_delete, handover_update
 from .negotiations import (
     EVENT_FIELDS,
     NEGOTIATION_FIELDS,
@@ -47,6 +48,7 @@ from .parties import (
 __all__ = [
     "TOKEN_PREFIX", "AlreadyRecorded", "IllegalStatusChange", "InUse", "create_record", "delete_record", "update_record",
     "CLIENT_FIELDS", "api_client_create", "api_client_revoke", "api_client_update", "hash_token",
+    "HANDOVER_FIELDS", "TRANSFER_COUNTS", "handover_create", "handover_delete", "handover_update",
     "EVENT_FIELDS", "NEGOTIATION_FIELDS", "event_create", "event_delete", "event_update",
     "negotiation_change_status", "negotiation_create", "negotiation_update",
     "FIGURE_FIELDS", "FIGURE_MUTABLE_FIELDS", "GROUP_FIELDS", "PARTY_FIELDS", "detainee_group_create",

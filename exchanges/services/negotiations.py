@@ -1,22 +1,27 @@
 """Writes of negotiations, their participants, covered groups and teams, status changes
 and events."""
+import statistics
 from datetime import datetime, time, timezone as dt_timezone
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import audit, policy, signals
-from ..choices import NegotiationStatus, ParticipantRole, Visibility, allowed_transitions
+from ..choices import HandoverState, NegotiationStatus, ParticipantRole, Visibility, allowed_transitions
 from ..models import (
     ApiClient,
     AuditEntry,
+    Commitment,
+    Handover,
+    Transfer,
     CoveredGroup,
     Event,
     Negotiation,
     Participant,
+    Party,
     ReferenceCounter,
     StatusChange,
 )
@@ -54,14 +59,31 @@ def _opened_start(opened_on):
     return datetime.combine(opened_on, time.min, tzinfo=dt_timezone.utc)
 
 
-def _refresh_last_activity(negotiation):
-    """Recompute last_activity_at from the record itself, so it is always true."""
-    latest = [_opened_start(negotiation.opened_on)]
-    for model in (StatusChange, Event):
-        value = model.objects.filter(negotiation=negotiation).aggregate(latest=Max("occurred_at"))["latest"]
-        if value is not None:
-            latest.append(value)
-    negotiation.last_activity_at = max(latest)
+ACTIVITY_FIELDS = ["last_activity_at", "activity_count", "usual_gap"]
+
+
+def _refresh_activity(negotiation):
+    """Recompute from the record itself, so they are always true: `last_activity_at`, the
+    latest real-world time of a status change, an event or a done handover (the start of
+    its day), or the start of `opened_on` while there are none; `activity_count`; and
+    `usual_gap`, the median time between two activities (its rhythm, for `off_rhythm`)."""
+    times = list(
+        StatusChange.objects.filter(negotiation=negotiation)
+        .order_by()
+        .values_list("occurred_at", flat=True)
+        .union(Event.objects.filter(negotiation=negotiation).order_by().values_list("occurred_at", flat=True), all=True)
+    )
+    times += [
+        _opened_start(day)
+        for day in Handover.objects.filter(negotiation=negotiation, state=HandoverState.DONE).values_list(
+            "occurred_on", flat=True
+        )
+    ]
+    times.sort()
+    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    negotiation.last_activity_at = max([_opened_start(negotiation.opened_on), *times[-1:]])
+    negotiation.activity_count = len(times)
+    negotiation.usual_gap = statistics.median(gaps) if gaps else None
 
 
 def _check_negotiation(negotiation, *, actor):
@@ -110,6 +132,12 @@ def _replace_participants(negotiation, participants):
         if party.pk in seen:
             raise ValidationError({"participants": [_("%(party)s is listed more than once.") % {"party": party}]})
         seen.add(party.pk)
+    engaged = _parties_engaged(negotiation) - seen
+    if engaged:
+        names = ", ".join(sorted(str(party) for party in Party.objects.filter(pk__in=engaged)))
+        raise ValidationError(
+            {"participants": [_("%(parties)s made commitments or handovers in it: they stay among the participants.") % {"parties": names}]}
+        )
     negotiation.participants.all().delete()
     rows = [Participant(negotiation=negotiation, party=entry["party"], role=entry["role"]) for entry in participants]
     for row in rows:
@@ -117,6 +145,52 @@ def _replace_participants(negotiation, participants):
     Participant.objects.bulk_create(rows)
     negotiation.party_ids = sorted(str(entry["party"].pk) for entry in participants)
     Negotiation.objects.filter(pk=negotiation.pk).update(party_ids=negotiation.party_ids)
+
+
+def _parties_engaged(negotiation):
+    """The parties with a commitment or a transfer in this negotiation."""
+    engaged = set(Commitment.objects.filter(negotiation=negotiation).values_list("party_id", flat=True))
+    for pair in Transfer.objects.filter(negotiation=negotiation).values_list("from_party_id", "to_party_id"):
+        engaged.update(pair)
+    return engaged
+
+
+def _replace_commitments(negotiation, commitments, *, actor):
+    """What each releasing party undertook; the list replaces the current one. A client
+    changes only its own party's commitment; each party takes part in the negotiation."""
+    current = {row.party_id: row for row in negotiation.commitments.all()}
+    wanted = {}
+    for entry in commitments:
+        party = entry["party"]
+        if party.pk in wanted:
+            raise ValidationError({"commitments": [_("%(party)s is listed more than once.") % {"party": party}]})
+        wanted[party.pk] = entry
+    policy.require_commitments_change(actor, negotiation, current, wanted)
+    taking_part = set(negotiation.participants.values_list("party_id", flat=True))
+    for party_id, entry in wanted.items():
+        if party_id not in taking_part:
+            raise ValidationError(
+                {"commitments": [_("%(party)s does not take part in this negotiation.") % {"party": entry["party"]}]}
+            )
+        count, wounded = entry.get("count"), entry.get("seriously_wounded_count")
+        if count is not None and wounded is not None and wounded > count:
+            raise ValidationError(
+                {"commitments": [_("%(party)s: the seriously wounded are part of the count, never more.") % {"party": entry["party"]}]}
+            )
+    negotiation.commitments.all().delete()
+    rows = [
+        Commitment(
+            negotiation=negotiation,
+            party=entry["party"],
+            count=entry.get("count"),
+            seriously_wounded_count=entry.get("seriously_wounded_count"),
+            notes=entry.get("notes") or "",
+        )
+        for entry in wanted.values()
+    ]
+    for row in rows:
+        row.full_clean(exclude=["negotiation"], validate_unique=False, validate_constraints=False)
+    Commitment.objects.bulk_create(rows)
 
 
 def _replace_groups(negotiation, groups):
@@ -154,11 +228,17 @@ def _negotiation_snapshot(negotiation):
                 "group", "proposed_count", "released_count"
             )
         ],
+        commitments=[
+            [str(party), count, wounded]
+            for party, count, wounded in negotiation.commitments.order_by("id").values_list(
+                "party", "count", "seriously_wounded_count"
+            )
+        ],
     )
 
 
 @transaction.atomic
-def negotiation_create(*, actor, participants=(), groups=(), teams=None, **fields):
+def negotiation_create(*, actor, participants=(), groups=(), teams=None, commitments=(), **fields):
     """Open a negotiation in `proposed`. Creating it is not a status change.
 
     A staff login's staff-only negotiation without teams goes to the login's teams."""
@@ -183,6 +263,8 @@ def negotiation_create(*, actor, participants=(), groups=(), teams=None, **field
     _replace_participants(negotiation, participants)
     _replace_groups(negotiation, groups)
     _check_new_negotiation(actor=actor, participants=participants)
+    if commitments:
+        _replace_commitments(negotiation, commitments, actor=actor)
     _replace_teams(negotiation, teams)
     _check_still_seen(negotiation, actor=actor, field="participants" if policy.is_client(actor) else "teams")
     audit.record(
@@ -193,7 +275,7 @@ def negotiation_create(*, actor, participants=(), groups=(), teams=None, **field
 
 
 @transaction.atomic
-def negotiation_update(*, negotiation, actor, participants=None, groups=None, teams=None, **fields):
+def negotiation_update(*, negotiation, actor, participants=None, groups=None, teams=None, commitments=None, **fields):
     """Change a negotiation's own fields; `participants`, `groups` and `teams`, when
     given, replace the lists. Who may change what is `policy`'s answer: visibility,
     teams and other parties' participation are staff decisions."""
@@ -208,12 +290,14 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, te
     before = _negotiation_snapshot(negotiation)
     _apply(negotiation, fields, NEGOTIATION_FIELDS)
     _check_negotiation(negotiation, actor=actor)
-    _refresh_last_activity(negotiation)
+    _refresh_activity(negotiation)
     _save(negotiation)
     if participants is not None:
         _replace_participants(negotiation, participants)
     if groups is not None:
         _replace_groups(negotiation, groups)
+    if commitments is not None:
+        _replace_commitments(negotiation, commitments, actor=actor)
     if teams is not None:
         _replace_teams(negotiation, teams)
     _check_still_seen(
@@ -279,8 +363,10 @@ def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None
     _save(change)
     audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=change, after=audit.snapshot(change))
     negotiation.status = to_status
-    negotiation.last_activity_at = max(negotiation.last_activity_at, occurred_at)
-    negotiation.save(update_fields=["status", "last_activity_at", "updated_at"])
+    if to_status == NegotiationStatus.AGREED:
+        negotiation.agreed_at = occurred_at
+    _refresh_activity(negotiation)
+    negotiation.save(update_fields=["status", "agreed_at", *ACTIVITY_FIELDS, "updated_at"])
     signals.status_changed.send(sender=Negotiation, negotiation=negotiation, change=change)
     signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return change
@@ -291,10 +377,10 @@ def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None
 EVENT_FIELDS = ("kind", "occurred_at", "summary", "source")
 
 
-def _touch_after_event(negotiation):
+def touch_activity(negotiation):
     negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
-    _refresh_last_activity(negotiation)
-    negotiation.save(update_fields=["last_activity_at", "updated_at"])
+    _refresh_activity(negotiation)
+    negotiation.save(update_fields=[*ACTIVITY_FIELDS, "updated_at"])
     signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
 
 
@@ -308,7 +394,7 @@ def event_create(*, negotiation, actor, parties=(), **fields):
     _save(event)
     event.parties.set(parties)
     audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=event, after=_event_snapshot(event))
-    _touch_after_event(negotiation)
+    touch_activity(negotiation)
     return event
 
 
@@ -327,7 +413,7 @@ def event_update(*, event, actor, parties=None, **fields):
     if parties is not None:
         event.parties.set(parties)
     audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=event, before=before, after=_event_snapshot(event))
-    _touch_after_event(event.negotiation)
+    touch_activity(event.negotiation)
     return event
 
 
@@ -338,4 +424,4 @@ def event_delete(*, event, actor):
     negotiation = event.negotiation
     audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=event, before=_event_snapshot(event))
     event.delete()
-    _touch_after_event(negotiation)
+    touch_activity(negotiation)

@@ -1,5 +1,6 @@
 """JSON in and out. Serializers translate and validate shapes; services do the writing."""
 from .fields import StrictFieldsMixin
+from .handovers import CommitmentSerializer, HandoverSerializer, ProgressSerializer, TransferSerializer
 from .negotiations import (
     CoveredGroupSerializer,
     EventSerializer,
@@ -18,6 +19,7 @@ from .records import (
 )
 
 __all__ = [
+    "CommitmentSerializer", "HandoverSerializer", "ProgressSerializer", "TransferSerializer",
     "StrictFieldsMixin", "CoveredGroupSerializer", "EventSerializer", "NegotiationSerializer", "ParticipantSerializer",
     "StaffNegotiationSerializer", "StatusChangeSerializer", "negotiation_representation", "ApiClientSerializer",
     "DetaineeGroupSerializer", "PartySerializer", "ReportedFigureSerializer", "ReportedFigureUpdateSerializer",

@@ -17,6 +17,7 @@ from ...models import (
     StatusChange,
     Team,
 )
+from .handovers import CommitmentSerializer, ProgressSerializer
 from .fields import (
     LONG_TEXT,
     MEDIUM_TEXT,
@@ -53,6 +54,10 @@ class CoveredGroupSerializer(WholeItemMixin, StrictFieldsMixin, serializers.Mode
 class NegotiationSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     participants = ParticipantSerializer(many=True, required=False)
     groups = CoveredGroupSerializer(many=True, required=False, source="covered_groups")
+    commitments = CommitmentSerializer(
+        many=True, required=False, help_text="What each releasing party undertook; sent on update it replaces the list."
+    )
+    progress = ProgressSerializer(many=True, read_only=True, help_text="For each releasing party, from the done handovers.")
     summary = serializers.CharField(required=False, allow_blank=True, max_length=LONG_TEXT)
     next_step = serializers.CharField(required=False, allow_blank=True, max_length=MEDIUM_TEXT)
     allowed_status_changes = serializers.SerializerMethodField(
@@ -82,6 +87,8 @@ class NegotiationSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "stalled_since",
             "participants",
             "groups",
+            "commitments",
+            "progress",
             "created_at",
             "updated_at",
         ]
@@ -148,6 +155,8 @@ def negotiation_representation(negotiation):
         "stalled_since": _iso(negotiation.stalled_since),
         "participants": _participants(negotiation),
         "groups": _groups(negotiation),
+        "commitments": _commitments(negotiation),
+        "progress": _progress(negotiation),
         "created_at": _iso(negotiation.created_at),
         "updated_at": _iso(negotiation.updated_at),
     }
@@ -166,6 +175,23 @@ def _groups(negotiation):
         {"group": str(g.group_id), "proposed_count": g.proposed_count, "released_count": g.released_count}
         for g in negotiation.covered_groups.all()
     ]
+
+
+def _commitments(negotiation):
+    if hasattr(negotiation, "commitments_json"):
+        return negotiation.commitments_json
+    return [
+        {"party": str(c.party_id), "count": c.count, "seriously_wounded_count": c.seriously_wounded_count, "notes": c.notes}
+        for c in negotiation.commitments.all()
+    ]
+
+
+def _progress(negotiation):
+    if hasattr(negotiation, "progress_json"):  # computed in SQL (selectors.PROGRESS_JSON)
+        return negotiation.progress_json
+    from ...selectors import progress
+
+    return progress(negotiation)
 
 
 def _day(value):
