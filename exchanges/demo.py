@@ -188,6 +188,76 @@ def azovstal():
     )
 
 
+ISTANBUL_STAGES = [
+    (date(2025, 5, 23), 390, 120, "First stage: 390 for 390, 270 servicemen and 120 civilians on each side. "
+     "President of Ukraine and Russian Ministry of Defence, statements of 23 May 2025."),
+    (date(2025, 5, 24), 307, 0, "Second stage: 307 for 307. President of Ukraine and Russian Ministry of Defence, "
+     "statements of 24 May 2025."),
+    (date(2025, 5, 25), 303, 0, "Third stage: 303 for 303, the 1,000 for 1,000 completed. President of Ukraine and "
+     "Russian Ministry of Defence, statements of 25 May 2025."),
+]  # fmt: skip
+
+
+def istanbul_2025():
+    """A real agreement carried out in handovers: 1,000 for 1,000 agreed at the Istanbul
+    talks of 16 May 2025, released in three stages on 23-25 May 2025 (public statements
+    of both sides; the dates of the intermediate steps are simplified)."""
+    ua, ru, tr = (_party(code) for code in ("UA", "RU", "TR"))
+    source = "Heads of the Ukrainian and Russian delegations, statements after the Istanbul talks, 16 May 2025"
+    negotiation = _ensure_negotiation(
+        {
+            "title": "1,000 for 1,000: the exchange agreed at the Istanbul talks",
+            "summary": (
+                "At their first direct talks since 2022, hosted by T\u00fcrkiye in Istanbul on 16 May 2025, "
+                "the Ukrainian and Russian delegations agreed to exchange 1,000 prisoners for 1,000. "
+                "It was carried out in three stages on 23, 24 and 25 May 2025."
+            ),
+            "priority": "high",
+            "visibility": "all_partners",
+            "opened_on": date(2025, 5, 16),
+        },
+        teams=[EASTERN_EUROPE, MIDDLE_EAST],
+        participants=[{"party": ua, "role": "side"}, {"party": ru, "role": "side"}, {"party": tr, "role": "mediator"}],
+        groups=[],
+        history=[
+            (at(date(2025, 5, 16), 10), {"to_status": "in_talks", "note": "Talks open in Istanbul, hosted by T\u00fcrkiye.", "source": source}),
+            (at(date(2025, 5, 16), 15), {"kind": "meeting", "summary": "The delegations meet for about two hours in Istanbul.", "parties": [ua, ru, tr], "source": source}),
+            (at(date(2025, 5, 16), 16), {"to_status": "agreed_in_principle", "note": "1,000 prisoners for 1,000.", "source": source}),
+            (at(date(2025, 5, 20), 12), {"to_status": "lists_exchanged", "note": "Lists prepared and exchanged (date simplified).", "source": "Public reporting"}),
+            (at(date(2025, 5, 22), 12), {"to_status": "agreed", "note": "Stages and route agreed (date simplified).", "source": "Public reporting"}),
+            (at(date(2025, 5, 23), 8), {"to_status": "implementing", "source": "Public reporting"}),
+        ],
+    )
+    if negotiation is None:
+        return None
+    services.negotiation_update(
+        negotiation=negotiation,
+        actor=None,
+        commitments=[
+            {"party": ua, "count": 1000, "notes": source},
+            {"party": ru, "count": 1000, "notes": source},
+        ],
+    )
+    for day, count, civilians, stage_source in ISTANBUL_STAGES:
+        services.handover_create(
+            negotiation=negotiation,
+            actor=None,
+            state="done",
+            planned_on=day,
+            occurred_on=day,
+            location="Belarus\u2013Ukraine border",
+            source=stage_source,
+            transfers=[
+                {"from_party": ru, "to_party": ua, "released_count": count, "received_count": count, "civilians_count": civilians},
+                {"from_party": ua, "to_party": ru, "released_count": count, "received_count": count, "civilians_count": civilians},
+            ],
+        )
+    services.negotiation_change_status(
+        negotiation=negotiation, actor=None, to_status="completed", occurred_at=at(date(2025, 5, 25), 20), source=ISTANBUL_STAGES[-1][3]
+    )
+    return negotiation
+
+
 def illustrative():
     """Four more negotiations, dated relative to today; two of them staff-only."""
     ua, ru, dpr, un, icrc, ae = (_party(code) for code in ("UA", "RU", "DPR", "UN", "ICRC", "AE"))
@@ -317,4 +387,5 @@ def load_demo():
     _ensure_parties()
     _ensure_teams()
     azovstal()
+    istanbul_2025()
     illustrative()

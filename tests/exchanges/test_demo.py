@@ -101,3 +101,18 @@ def test_negotiations_loaded_before_the_demo_had_teams_get_theirs():
     Negotiation.teams.through.objects.all().delete()
     call_command("load_demo")
     assert not Negotiation.objects.filter(teams__isnull=True).exists()
+
+
+def test_the_demo_carries_out_a_real_agreement_in_handovers():
+    call_command("load_demo")
+    negotiation = Negotiation.objects.get(title__startswith="1,000 for 1,000")
+    handovers = list(negotiation.handovers.order_by("sequence"))
+    assert [(h.sequence, h.state, h.occurred_on.isoformat()) for h in handovers] == [
+        (1, "done", "2025-05-23"), (2, "done", "2025-05-24"), (3, "done", "2025-05-25"),
+    ]  # fmt: skip
+    assert all(h.source for h in handovers) and all(c.notes for c in negotiation.commitments.all())
+    progress = {row["party"]: row for row in negotiation.progress}
+    assert {row["committed"] for row in progress.values()} == {1000}
+    assert {row["released"] for row in progress.values()} == {1000}
+    assert {row["remaining"] for row in progress.values()} == {0}
+    assert negotiation.status == "completed"

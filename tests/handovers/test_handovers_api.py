@@ -244,3 +244,39 @@ def test_sequence_follows_recording_and_state_moves_on(exchange, ua_api, ukraine
     assert negotiation.updated_at > before  # the negotiation's ETag moves with its progress
     assert negotiation.last_activity_at.date() == date(2025, 6, 1)
     assert timezone.is_aware(negotiation.last_activity_at)
+
+
+def test_recording_a_handover_notifies_subscribers_who_may_see_it_with_a_verifiable_webhook(
+    exchange, confidential, ua_api, make_api, outsider, ukraine, russia, settings
+):
+    from standardwebhooks.webhooks import Webhook
+
+    from tracker import delivery
+    from tracker.models import WebhookDelivery
+
+    from ..tracker.receiver import Receiver
+
+    settings.TRACKER_WEBHOOK_ALLOW_PRIVATE = True
+    receiver = Receiver().start()
+    try:
+        events = ["negotiation.handover_recorded"]
+        created = ua_api.post("/api/v1/webhooks/", {"url": receiver.url, "events": events}, format="json").json()
+        stranger = make_api(outsider)
+        assert stranger.post("/api/v1/webhooks/", {"url": receiver.url, "events": events}, format="json").status_code == 201
+        # A handover in the confidential negotiation (Ukraine takes part, the outsider does not).
+        assert ua_api.post(url(confidential), {"state": "done", "occurred_on": "2022-06-29", "transfers": [
+            transfer(russia, ukraine, released_count=144, seriously_wounded_count=95),
+        ]}, format="json").status_code == 201  # fmt: skip
+        assert WebhookDelivery.objects.filter(event_type="negotiation.handover_recorded").count() == 1
+        for delivery_id in delivery.lease_due_deliveries():
+            delivery.deliver(delivery_id)
+        assert len(receiver.requests) == 1
+        request = receiver.requests[0]
+        payload = Webhook(created["secret"]).verify(request["body"], request["headers"])
+        assert payload["type"] == "negotiation.handover_recorded"
+        data = payload["data"]
+        assert data["negotiation"]["id"] == str(confidential.pk) and data["change"] == "created"
+        assert data["handover"]["sequence"] == 1 and data["handover"]["transfers"][0]["seriously_wounded_count"] == 95
+        assert data["progress"][0]["party"] == str(russia.pk) and data["progress"][0]["released"] == 144
+    finally:
+        receiver.stop()
