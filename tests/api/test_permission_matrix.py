@@ -6,8 +6,8 @@ The world (`world` below): an `all_partners` negotiation N between Ukraine and R
 (sides) with the ICRC observing; a `participants` negotiation H between Ukraine and
 Russia covering group G; a `staff_only` negotiation S of the team "Desk A". Russia's
 client recorded the event E on N, the group G (held by Russia, affiliated with
-Ukraine), the figure F on G, and an uncovered group G3 of its own; N and S each have
-an open flag.
+Ukraine), the figure F on G, an uncovered group G3 of its own, and the planned handover
+K on N; N and S each have an open flag.
 
 Principals: API clients of a bystander state (OUT, takes part in nothing), the ICRC
 (observer on N), Ukraine (side), Russia (side, and the recorder), and a read-only
@@ -66,6 +66,10 @@ add party                       201     201    201   201    403   403   403    4
 rename party OUT                403     403    403   403    403   403   403    403    200    403    403
 delete unused party             403     403    403   403    403   403   403    403    204    403    403
 delete party OUT                403     403    403   403    403   403   403    403    409    403    403
+record handover on N            403     403    201   201    403   403   403    201    201    403    201
+change handover K               403     403    403   200    403   403   403    200    200    403    200
+delete handover K               403     403    403   204    403   403   403    403    204    403    403
+set Ukraine's commitment on N   403     403    200   403    403   403   403    200    200    403    200
 """
 # fmt: on
 TABLE = [
@@ -115,6 +119,10 @@ def actions(w):
         "rename party OUT": ("patch", f"/api/v1/parties/{out}/", {"name": "Renamed state"}),
         "delete unused party": ("delete", f"/api/v1/parties/{w['unused'].pk}/", None),
         "delete party OUT": ("delete", f"/api/v1/parties/{out}/", None),
+        "record handover on N": ("post", n + "handovers/", {"state": "planned"}),
+        "change handover K": ("patch", n + f"handovers/{w['K'].pk}/", {"location": "Elsewhere"}),
+        "delete handover K": ("delete", n + f"handovers/{w['K'].pk}/", None),
+        "set Ukraine's commitment on N": ("patch", n, {"commitments": [{"party": ua, "count": 10}]}),
     }
 
 
@@ -139,6 +147,7 @@ def world():
     w["S"] = NegotiationFactory(title="Internal assessment", visibility="staff_only", participants=[(w["UA"], "side")])
     w["S"].teams.set([w["desk"]])
     w["E"] = services.event_create(negotiation=w["N"], actor=ru, kind="statement", occurred_at=timezone.now() - timedelta(days=1), summary="Russia's statement", parties=[w["OUT"]])
+    w["K"] = services.handover_create(negotiation=w["N"], actor=ru, state="planned")
     w["F"] = services.figure_create(group=w["G"], actor=ru, metric="total", value=1730, reported_on=timezone.localdate())
     for name in ("N", "S"):
         w[f"flag {name}"] = Flag.objects.create(
