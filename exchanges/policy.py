@@ -14,6 +14,8 @@ participation, nothing else). `None` is the system (commands, tasks, the demo lo
 
 The API views, the admin and the services all ask here; nothing else decides.
 """
+import uuid
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -84,7 +86,8 @@ def client_negotiation_q(party, prefix=""):
     ones its party takes part in now. `party` is a party id or an SQL expression for one
     (the fast read path passes the token's client's column). Having recorded a
     negotiation gives no access of its own."""
-    party = party if hasattr(party, "resolve_expression") else Value(str(party))
+    if not hasattr(party, "resolve_expression"):
+        party = Value(str(party)) if connection.vendor == "postgresql" else uuid.UUID(str(party))
     if connection.vendor == "postgresql":
         # A per-row check on the negotiation's own list of party ids (jsonb @>), kept by
         # the participants service: PostgreSQL would otherwise hash all of the party's
