@@ -1,4 +1,5 @@
 """Query-string filters for the API lists. Bad values get 400 naming the filter."""
+import json
 from datetime import timezone as dt_timezone
 
 import django_filters
@@ -84,7 +85,17 @@ class PartyFilter(django_filters.FilterSet):
 
     def filter_search(self, queryset, name, value):
         """Name, short name or any alias (aliases compared as their JSON text, case aside)."""
-        return queryset.filter(Q(name__icontains=value) | Q(short_name__icontains=value) | Q(aliases__icontains=value))
+        return queryset.filter(Q(name__icontains=value) | Q(short_name__icontains=value) | aliases_match(value))
+
+
+def aliases_match(value):
+    """Parties with an alias containing `value` (case aside). SQLite keeps JSON with
+    non-ASCII letters escaped (`\\u041e`), so there the escaped spelling is matched too."""
+    condition = Q(aliases__icontains=value)
+    escaped = json.dumps(value)[1:-1]
+    if escaped != value:
+        condition |= Q(aliases__icontains=escaped)
+    return condition
 
 
 class DetaineeGroupFilter(django_filters.FilterSet):

@@ -5,6 +5,7 @@ from django.db.models import OuterRef
 from django.utils.translation import gettext_lazy as _
 
 from .. import services
+from ..filters import aliases_match
 from ..models import (
     Party,
 )
@@ -38,7 +39,7 @@ class PartyAdmin(ServiceDeleteMixin, AuditedAdminMixin, RecordAdmin):
     form = PartyForm
     list_display = ["name", "short_name", "kind", "country", "negotiation_count"]
     list_filter = ["kind", "country"]
-    search_fields = ["name", "short_name", "aliases"]
+    search_fields = ["name", "short_name"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
@@ -48,6 +49,13 @@ class PartyAdmin(ServiceDeleteMixin, AuditedAdminMixin, RecordAdmin):
     @admin.display(description=_("negotiations"), ordering="negotiation_count")
     def negotiation_count(self, party):
         return party.negotiation_count
+
+    def get_search_results(self, request, queryset, search_term):
+        """Name and short name as Django searches them, and any alias (`aliases_match`)."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            results |= queryset.filter(aliases_match(search_term.strip()))
+        return results, may_have_duplicates
 
     def delete_service(self, party, actor):
         services.party_delete(party=party, actor=actor)

@@ -27,6 +27,20 @@ def busy(ukraine, russia, icrc):
         services.negotiation_change_status(negotiation=negotiation, to_status="in_talks", actor=None)
         for _ in range(2):
             services.event_create(negotiation=negotiation, actor=None, kind="meeting", occurred_at=negotiation.last_activity_at, summary="m", parties=[ukraine, russia])
+        services.negotiation_update(
+            negotiation=negotiation, actor=None, commitments=[{"party": ukraine, "count": 10}, {"party": russia, "count": None}]
+        )
+        for state in ("done", "planned"):
+            services.handover_create(
+                negotiation=negotiation,
+                actor=None,
+                state=state,
+                occurred_on=negotiation.opened_on if state == "done" else None,
+                transfers=[
+                    {"from_party": ukraine, "to_party": russia, "released_count": 4, "received_count": 3},
+                    {"from_party": russia, "to_party": ukraine, "released_count": 4, "seriously_wounded_count": 1},
+                ],
+            )
         negotiations.append(negotiation)
     for _ in range(12):
         PartyFactory()
@@ -56,7 +70,9 @@ def test_every_list_and_detail_runs_a_fixed_number_of_queries(busy, ukraine, mak
         "/api/v1/negotiations/?stalled=false&status=in_talks",
         f"/api/v1/negotiations/{negotiation.pk}/status-changes/",
         f"/api/v1/negotiations/{negotiation.pk}/events/",
+        f"/api/v1/negotiations/{negotiation.pk}/handovers/",
     ]
+    handover = negotiation.handovers.first()
     details = [
         f"/api/v1/parties/{ukraine.pk}/",
         f"/api/v1/detainee-groups/{group.pk}/",
@@ -64,6 +80,7 @@ def test_every_list_and_detail_runs_a_fixed_number_of_queries(busy, ukraine, mak
         f"/api/v1/negotiations/{negotiation.pk}/",
         f"/api/v1/negotiations/{negotiation.pk}/status-changes/{change.pk}/",
         f"/api/v1/negotiations/{negotiation.pk}/events/{event.pk}/",
+        f"/api/v1/negotiations/{negotiation.pk}/handovers/{handover.pk}/",
     ]
     counts = {}
     for url in lists:
@@ -73,7 +90,10 @@ def test_every_list_and_detail_runs_a_fixed_number_of_queries(busy, ukraine, mak
         counts[url] = large
     for url in details:
         counts[url] = count(api, url)
-    assert max(counts.values()) <= MAX_QUERIES, counts
+    # SQLite (the embedded default) reads a negotiation's lists and progress with prefetches;
+    # PostgreSQL, the production shape, as JSON in the same query.
+    sqlite_prefetches = 0 if connection.vendor == "postgresql" else 3
+    assert max(counts.values()) <= MAX_QUERIES + sqlite_prefetches, counts
 
 
 def test_a_clients_first_read_of_confidential_negotiations_logs_it_within_the_same_budget(ukraine, russia, make_api):

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.django_db
 def stored(subscription):
     """The value as a database dump would show it."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT secret FROM tracker_webhooksubscription WHERE id = %s", [subscription.pk])
+        column = WebhookSubscription._meta.pk.get_db_prep_value(subscription.pk, connection)  # SQLite: undashed text
+        cursor.execute("SELECT secret FROM tracker_webhooksubscription WHERE id = %s", [column])
         return cursor.fetchone()[0]
 
 
