@@ -41,3 +41,43 @@ def test_short_names_are_unique_when_given_but_may_be_empty_for_many():
 
 def test_a_country_must_be_two_capital_letters():
     refuses(lambda: PartyFactory(country="ua"))
+
+
+def test_handovers_and_transfers_are_held_by_the_database(ukraine, russia, icrc, outsider):
+    from datetime import date
+
+    from django.db import connection
+
+    from exchanges.models import Commitment, Handover, Transfer
+
+    negotiation = NegotiationFactory(participants=[(ukraine, "side"), (russia, "side")])
+    refuses(lambda: Handover.objects.create(negotiation=negotiation, sequence=1, state="done"))  # done without a date
+    refuses(lambda: Handover.objects.create(negotiation=negotiation, sequence=1, state="finished"))
+    handover = Handover.objects.create(negotiation=negotiation, sequence=1, state="done", occurred_on=date(2022, 6, 1))
+    refuses(lambda: Handover.objects.create(negotiation=negotiation, sequence=1, state="planned"))  # one sequence
+    pair = {"handover": handover, "negotiation": negotiation, "from_party": ukraine, "to_party": russia}
+    refuses(lambda: Transfer.objects.create(**{**pair, "to_party": ukraine}))  # to itself
+    refuses(lambda: Transfer.objects.create(**pair, released_count=-1))
+    refuses(lambda: Transfer.objects.create(**pair, released_count=5, seriously_wounded_count=6))
+    refuses(lambda: Transfer.objects.create(**pair, planned_count=5, civilians_count=6))
+    refuses(lambda: Commitment.objects.create(negotiation=negotiation, party=ukraine, count=5, seriously_wounded_count=6))
+    if connection.vendor != "postgresql":
+        return
+    # Deferred to commit (participants are replaced within a transaction); checked here at once.
+    def immediately(write):
+        def run():
+            write()
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        refuses(run)
+
+    immediately(lambda: Transfer.objects.create(**{**pair, "to_party": outsider}))  # does not take part
+    immediately(lambda: Commitment.objects.create(negotiation=negotiation, party=icrc, count=1))
+    other = NegotiationFactory(participants=[(ukraine, "side"), (russia, "side")])
+    immediately(lambda: Transfer.objects.create(**{**pair, "negotiation": other}))  # not its handover's negotiation
+    Transfer.objects.create(**pair)
+
+    def remove_russia():
+        Participant.objects.filter(negotiation=negotiation, party=russia).delete()
+
+    immediately(remove_russia)  # a party with transfers stays among the participants
