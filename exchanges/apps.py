@@ -10,7 +10,12 @@ class ExchangesConfig(AppConfig):
     def ready(self):
         from celery import signals as celery_signals
 
-        from . import audit
+        from django.db.models.signals import post_delete, post_save
+
+        from . import audit, changes
+
+        post_save.connect(changes.on_save, dispatch_uid="exchanges.changes.saved")
+        post_delete.connect(changes.on_delete, dispatch_uid="exchanges.changes.deleted")
 
         def task_started(task_id=None, task=None, **kwargs):
             task.request.audit_token = audit.set_context(request_id=task_id or "", channel=f"task:{task.name}")

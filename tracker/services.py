@@ -19,7 +19,7 @@ from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from exchanges import audit, policy
+from exchanges import audit, changes, policy
 from exchanges import services as record_services
 from exchanges.choices import AGREED_STATUSES, FINAL, OPEN
 from exchanges.models import ApiClient, AuditEntry, CoveredGroup, Negotiation
@@ -385,8 +385,14 @@ def _after_flag_changes(*, now, negotiation_ids=None):
     Python only if someone is listening for the notifications.
     """
     changed = Flag.objects.filter(Q(raised_at=now) | Q(escalated_at=now) | Q(resolved_at=now))
+    # The change log (`exchanges.changes`): every flag and negotiation the scan wrote
+    # carries its "now" in updated_at.
+    written_flags, stalled = Flag.objects.filter(updated_at=now), Negotiation.objects.filter(updated_at=now)
     if negotiation_ids is not None:
         changed = changed.filter(negotiation__in=negotiation_ids)
+        written_flags, stalled = written_flags.filter(negotiation__in=negotiation_ids), stalled.filter(pk__in=negotiation_ids)
+    changes.record_rows("flag", written_flags, at=now, created_q=Q(raised_at=now))
+    changes.record_rows("negotiation", stalled, at=now)
     context = audit.current_context()
     in_sql = connection.vendor == "postgresql"
     if in_sql:

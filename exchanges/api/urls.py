@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from . import views
+from .changes import ChangeFeedView
 
 router = DefaultRouter()
 router.trailing_slash = "/?"  # DRF reads the argument as a bool (always "/"); optional here
@@ -31,6 +32,7 @@ urlpatterns = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^me/?$", views.me, name="me"),
+    re_path(r"^changes/?$", ChangeFeedView.as_view(), name="changes"),
     *nested("detainee-groups", views.ReportedFigureViewSet, "figures", "group_pk", {"retrieve", "partial_update", "destroy"}),
     *nested("negotiations", views.StatusChangeViewSet, "status-changes", "negotiation_pk", {"retrieve"}),
     *nested(

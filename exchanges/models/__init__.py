@@ -4,6 +4,7 @@ Writes go through `exchanges.services`; reads with visibility rules through
 `exchanges.selectors`. The database enforces what it can (see each Meta).
 """
 from .base import MAX_COUNT, TimestampedModel
+from .changes import Change
 from .clients import ApiClient, IdempotencyKey
 from .handovers import Commitment, Handover, Transfer
 from .negotiations import CoveredGroup, Event, Negotiation, Participant, ReferenceCounter, StatusChange
@@ -11,7 +12,7 @@ from .parties import DetaineeGroup, Party, ReportedFigure, Team
 from .trail import AccessLogEntry, AppendOnlyModel, AppendOnlyQuerySet, AuditEntry
 
 __all__ = [
-    "MAX_COUNT", "TimestampedModel", "ApiClient", "IdempotencyKey", "CoveredGroup", "Event", "Negotiation",
+    "MAX_COUNT", "TimestampedModel", "Change", "ApiClient", "IdempotencyKey", "CoveredGroup", "Event", "Negotiation",
     "Participant", "ReferenceCounter", "StatusChange", "DetaineeGroup", "Party", "ReportedFigure", "Team",
     "Commitment", "Handover", "Transfer", "AccessLogEntry", "AppendOnlyModel", "AppendOnlyQuerySet", "AuditEntry",
 ]  # fmt: skip

@@ -9,7 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import audit, policy, signals
+from .. import audit, changes, policy, signals
 from ..choices import HandoverState, NegotiationStatus, ParticipantRole, Visibility, allowed_transitions
 from ..models import (
     ApiClient,
@@ -288,6 +288,7 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, te
     if participants is not None:
         policy.require_participants_change(actor, negotiation, participants)
     before = _negotiation_snapshot(negotiation)
+    seen_by = changes.reach(negotiation.visibility, negotiation.party_ids)
     _apply(negotiation, fields, NEGOTIATION_FIELDS)
     _check_negotiation(negotiation, actor=actor)
     _refresh_activity(negotiation)
@@ -305,6 +306,7 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, te
         actor=actor,
         field="participants" if policy.is_client(actor) else "teams" if teams is not None else "visibility",
     )
+    changes.record_lost_access(negotiation, seen_by)
     audit.record(
         actor=actor,
         action=AuditEntry.Action.UPDATE,

@@ -3,7 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
-from .. import policy, signals
+from .. import changes, policy, signals
 from ..models import (
     DetaineeGroup,
     Event,
@@ -98,6 +98,7 @@ def _figures_changed(group_id):
     """A group shows its figures (`figures_summary`): its `updated_at`, and so its ETag and
     `updated_since`, move when one of them is recorded, reassessed or withdrawn."""
     DetaineeGroup.objects.filter(pk=group_id).update(updated_at=timezone.now())
+    changes.record_updated("detainee_group", group_id, group_id=group_id)
 
 
 def _refuse_repeated_claim(figure):

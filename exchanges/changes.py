@@ -1,0 +1,197 @@
+"""The change log partners sync from (`GET /api/v1/changes/`): what is written, and who
+may read it. The ordering guarantee is the model's (`models.changes`).
+
+Writing: every save or delete of a tracked record through the ORM writes a row (Django's
+`post_save`/`post_delete`, connected in `apps.py`, so the services, the admin, the demo
+loader and cascades alike); the few bulk `UPDATE`s of tracked rows (the stall scan, a
+group touched by its figures) write theirs with `record_rows`/`record_updated`; a party
+losing sight of a negotiation gets a `removed` row (`record_lost_access`).
+
+Reading: `feed(client, after, limit)`: rows the client may see now, in order, below the
+horizon of transactions still in flight.
+"""
+import base64
+import binascii
+
+from django.db import connection
+from django.db.models import BooleanField, Exists, OuterRef, Q
+from django.db.models.expressions import RawSQL
+
+from .choices import Visibility
+from .models import Change, DetaineeGroup, Negotiation
+
+#: Tracked models (app_label.model_name) and their `type` in the feed.
+TRACKED = {
+    "exchanges.party": "party",
+    "exchanges.detaineegroup": "detainee_group",
+    "exchanges.reportedfigure": "figure",
+    "exchanges.negotiation": "negotiation",
+    "exchanges.statuschange": "status_change",
+    "exchanges.event": "event",
+    "exchanges.handover": "handover",
+    "tracker.flag": "flag",
+}
+NEGOTIATION_CHILDREN = {"status_change", "event", "handover", "flag"}
+
+
+def _parties(ids):
+    return "," + ",".join(sorted(str(pk) for pk in ids)) + "," if ids else ""
+
+
+def _scope(kind, instance):
+    if kind == "negotiation":
+        return {"negotiation_id": instance.pk}
+    if kind in NEGOTIATION_CHILDREN:
+        return {"negotiation_id": instance.negotiation_id}
+    if kind == "detainee_group":
+        return {"group_id": instance.pk}
+    if kind == "figure":
+        return {"group_id": instance.group_id}
+    return {}
+
+
+def reach(visibility, party_ids):
+    """Which API clients' parties see a negotiation: ("all_but", set()) or ("parties", ids)."""
+    if visibility == Visibility.ALL_PARTNERS:
+        return Change.Audience.ALL_BUT, frozenset()
+    if visibility == Visibility.PARTICIPANTS:
+        return Change.Audience.PARTIES, frozenset(str(pk) for pk in party_ids)
+    return Change.Audience.PARTIES, frozenset()
+
+
+def _audience_when_gone(kind, instance):
+    """Who may read the deletion of a record nobody can look up any more."""
+    if kind == "negotiation":
+        mode, ids = reach(instance.visibility, instance.party_ids or [])
+        return {"audience_mode": mode, "audience": _parties(ids)}
+    if kind == "detainee_group":  # deleted only when nothing covers it: its parties saw it
+        ids = {pk for pk in (instance.held_by_id, instance.affiliated_with_id, instance.recorded_by_party_id) if pk}
+        return {"audience_mode": Change.Audience.PARTIES, "audience": _parties(ids)}
+    if kind == "party":
+        return {"audience_mode": Change.Audience.ALL_BUT, "audience": ""}
+    return {}  # children: whoever sees their negotiation or group now
+
+
+def on_save(sender, instance, created, raw=False, **kwargs):
+    kind = TRACKED.get(sender._meta.label_lower)
+    if kind is None or raw:
+        return
+    action = Change.Action.CREATED if created else Change.Action.UPDATED
+    Change.objects.create(object_type=kind, object_id=instance.pk, action=action, **_scope(kind, instance))
+
+
+def on_delete(sender, instance, **kwargs):
+    kind = TRACKED.get(sender._meta.label_lower)
+    if kind is None:
+        return
+    Change.objects.create(
+        object_type=kind,
+        object_id=instance.pk,
+        action=Change.Action.DELETED,
+        **_scope(kind, instance),
+        **_audience_when_gone(kind, instance),
+    )
+
+
+def record_updated(kind, object_id, **scope):
+    """A tracked row changed by an `UPDATE` that sends no signal."""
+    Change.objects.create(object_type=kind, object_id=object_id, action=Change.Action.UPDATED, **scope)
+
+
+def record_rows(kind, queryset, *, at, created_q=None):
+    """One row per record in `queryset` (a tracked model's), written by one INSERT ... SELECT:
+    the stall scan may change 200,000 flags at once. `created_q`: those that are new."""
+    model = queryset.model
+    table = model._meta.db_table
+    column = "id" if kind == "negotiation" else "negotiation_id"
+    ids_sql, ids_params = queryset.order_by().values("pk").query.sql_with_params()
+    action = "'updated'"
+    params = [at]
+    if created_q is not None:
+        created_sql, created_params = model.objects.filter(created_q).order_by().values("pk").query.sql_with_params()
+        action = f"CASE WHEN t.id IN ({created_sql}) THEN 'created' ELSE 'updated' END"
+        params += list(created_params)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Change._meta.db_table} (txid, at, object_type, object_id, action, negotiation_id, audience_mode, audience) "
+            f"SELECT 0, %s, '{kind}', t.id, {action}, t.{column}, '', '' FROM {table} t WHERE t.id IN ({ids_sql})",
+            [*params, *ids_params],
+        )
+
+
+def record_lost_access(negotiation, before):
+    """After a change of participants or visibility: a `removed` row for the parties that saw
+    the negotiation before (`before`: `reach(...)` then) and do not now."""
+    was_mode, was = before
+    now_mode, now = reach(negotiation.visibility, negotiation.party_ids or [])
+    if was_mode == Change.Audience.PARTIES:
+        lost_mode, lost = Change.Audience.PARTIES, (was - now if now_mode == Change.Audience.PARTIES else frozenset())
+    elif now_mode == Change.Audience.PARTIES:
+        lost_mode, lost = Change.Audience.ALL_BUT, now | was  # everyone but those who still see it
+    else:
+        return
+    if lost_mode == Change.Audience.PARTIES and not lost:
+        return
+    Change.objects.create(
+        object_type="negotiation",
+        object_id=negotiation.pk,
+        action=Change.Action.REMOVED,
+        audience_mode=lost_mode,
+        audience=_parties(lost),
+    )
+
+
+# Reading ------------------------------------------------------------------------------
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode(txid, pk):
+    return base64.urlsafe_b64encode(f"{txid}.{pk}".encode()).decode().rstrip("=")
+
+
+def decode(cursor):
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        txid, pk = (int(part) for part in text.split("."))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadCursor(cursor) from None
+    if txid < 0 or pk < 0 or txid >= 2**63 or pk >= 2**63:
+        raise BadCursor(cursor)
+    return txid, pk
+
+
+def visible_to_client_q(party_id):
+    """Rows an API client of `party_id` may read now."""
+    from .policy import client_group_q, client_negotiation_q
+
+    party = f",{party_id},"
+    current = Q(audience_mode=Change.Audience.CURRENT)
+    return (
+        (current & Q(object_type="party"))
+        | (current & Q(Exists(Negotiation.objects.filter(client_negotiation_q(party_id)).filter(pk=OuterRef("negotiation_id")))))
+        | (current & Q(Exists(DetaineeGroup.objects.filter(client_group_q(party_id)).filter(pk=OuterRef("group_id")))))
+        | Q(audience_mode=Change.Audience.PARTIES, audience__contains=party)
+        | (Q(audience_mode=Change.Audience.ALL_BUT) & ~Q(audience__contains=party))
+    )
+
+
+#: Rows of transactions below the oldest one still in flight (all finished: nothing can
+#: commit below them any more), and the reading transaction's own rows when it is itself
+#: that oldest one (a request that wrote before reading; the tests, run in one transaction).
+HORIZON = """(exchanges_change.txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+    OR (exchanges_change.txid = pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+        AND exchanges_change.txid = pg_current_xact_id_if_assigned()::text::bigint))"""
+
+
+def feed(client, *, after=None, limit=50):
+    """The next `limit` rows `client` may read after the cursor `after` (None: from the start)."""
+    rows = Change.objects.filter(visible_to_client_q(client.party_id))
+    if after is not None:
+        txid, pk = decode(after)
+        rows = rows.filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=pk))
+    if connection.vendor == "postgresql":
+        rows = rows.filter(RawSQL(HORIZON, [], output_field=BooleanField()))
+    return list(rows.order_by("txid", "id")[:limit])

@@ -1,0 +1,193 @@
+"""`GET /api/v1/changes/`: a partner's copy never misses a change (API.md, "Keeping a copy
+in step").
+
+The feed hands out a change once every transaction below it on the database server has
+finished (see exchanges.changes); on a server shared with other work a change may show a
+moment late. So these tests write in their own committed transactions (not one test
+transaction) and `sync` reads until it has caught up with what was written."""
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from exchanges import services
+from tests.factories import DetaineeGroupFactory, NegotiationFactory, PartyFactory
+from tests.services import require_postgres
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FEED = "/api/v1/changes/"
+
+
+def sync(api, after=None, page_size=200, *, catch_up=True):
+    """Every change from `after`, page by page: (entries, last cursor). With `catch_up`,
+    until the last change the client may see has been handed out (at most 30 s)."""
+    seen, deadline = [], time.monotonic() + 30
+    while True:
+        params = {"page_size": page_size, **({"after": after} if after else {})}
+        response = api.get(FEED, params)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        seen += body["results"]
+        after = body["next_cursor"]
+        if body["results"]:
+            continue
+        if not catch_up or not _behind(api, after) or time.monotonic() > deadline:
+            return seen, after
+        time.sleep(0.05)
+
+
+def _behind(api, cursor):
+    """Whether a change the client may see lies beyond `cursor` (read from the table)."""
+    from exchanges import changes
+    from exchanges.models import Change
+
+    last = Change.objects.filter(changes.visible_to_client_q(api.api_client.party_id)).order_by("-txid", "-id").first()
+    return last is not None and (cursor is None or changes.decode(cursor) < (last.txid, last.pk))
+
+
+def entries(seen, kind=None):
+    return [(e["type"], e["id"], e["action"]) for e in seen if kind is None or e["type"] == kind]
+
+
+def test_a_client_follows_creates_updates_and_deletes_of_what_it_may_see(make_api, ukraine, russia, icrc, outsider, garrison):
+    ua = make_api(ukraine)
+    public = NegotiationFactory(visibility="all_partners", participants=[(ukraine, "side"), (russia, "side")], groups=[garrison])
+    hidden = NegotiationFactory(visibility="participants", participants=[(russia, "side"), (icrc, "mediator")])
+    internal = NegotiationFactory(visibility="staff_only", participants=[(ukraine, "side")])
+    first, cursor = sync(ua)
+    ids = {e["id"] for e in first}
+    assert str(public.pk) in ids and str(garrison.pk) in ids and str(ukraine.pk) in ids
+    assert str(hidden.pk) not in ids and str(internal.pk) not in ids
+
+    event = services.event_create(negotiation=public, actor=None, kind="meeting", occurred_at=timezone.now(), summary="Met")
+    event_id = str(event.pk)
+    services.event_create(negotiation=hidden, actor=None, kind="meeting", occurred_at=timezone.now(), summary="Secret")
+    figure = services.figure_create(group=garrison, actor=None, metric="total", value=265, reported_on=timezone.localdate())
+    services.event_delete(event=event, actor=None)
+    later, cursor = sync(ua, cursor)
+    assert entries(later, "event") == [("event", event_id, "created"), ("event", event_id, "deleted")]
+    assert ("figure", str(figure.pk), "created") in entries(later)
+    assert ("detainee_group", str(garrison.pk), "updated") in entries(later)  # its figures_summary moved
+    assert ("negotiation", str(public.pk), "updated") in entries(later)  # last_activity_at moved
+    assert {e["id"] for e in later} & {str(hidden.pk), str(internal.pk)} == set()
+    assert not any(e["negotiation"] == str(hidden.pk) for e in later)
+    created = next(e for e in later if e["id"] == event_id)
+    assert created["negotiation"] == str(public.pk)  # where to fetch it
+    # Nothing new: an empty page, and the same cursor to keep.
+    again = ua.get(FEED, {"after": cursor}).json()
+    assert again["results"] == [] and again["next_cursor"] == cursor
+
+
+def test_flags_and_stalls_written_by_the_scan_are_in_the_feed(make_api, ukraine):
+    from tracker.services import scan_stalls
+
+    ua = make_api(ukraine)
+    negotiation = NegotiationFactory(
+        visibility="all_partners", priority="urgent", opened_on=timezone.localdate() - timedelta(days=30), participants=[(ukraine, "side")]
+    )
+    _seen, cursor = sync(ua)
+    scan_stalls()
+    flagged, _cursor = sync(ua, cursor)
+    kinds = entries(flagged)
+    assert ("negotiation", str(negotiation.pk), "updated") in kinds  # stalled
+    flag = next(e for e in flagged if e["type"] == "flag")
+    assert flag["action"] == "created" and flag["negotiation"] == str(negotiation.pk)
+
+
+def test_a_client_that_loses_access_is_told_removed_and_others_are_not(make_api, staff_user, ukraine, russia, icrc, outsider):
+    ua, ru, out = make_api(ukraine), make_api(russia), make_api(outsider)
+    negotiation = NegotiationFactory(visibility="participants", participants=[(ukraine, "side"), (russia, "side")])
+    public = NegotiationFactory(visibility="all_partners", participants=[(ukraine, "side"), (russia, "side")])
+    cursors = {name: sync(api)[1] for name, api in (("ua", ua), ("ru", ru), ("out", out))}
+    services.negotiation_update(negotiation=negotiation, actor=staff_user, participants=[{"party": ukraine, "role": "side"}])
+    services.negotiation_update(negotiation=public, actor=staff_user, visibility="participants")
+    ru_seen = entries(sync(ru, cursors["ru"])[0])
+    assert ("negotiation", str(negotiation.pk), "removed") in ru_seen
+    assert ("negotiation", str(public.pk), "removed") not in ru_seen  # still takes part
+    out_seen = entries(sync(out, cursors["out"])[0])
+    assert out_seen == [("negotiation", str(public.pk), "removed")]  # it saw the public one only
+    ua_seen = entries(sync(ua, cursors["ua"])[0])
+    assert ("negotiation", str(negotiation.pk), "updated") in ua_seen and not any(a == "removed" for _t, _i, a in ua_seen)
+
+
+def test_a_deleted_negotiation_is_announced_to_those_who_saw_it(make_api, staff_user, ukraine, russia, outsider):
+    ua, out = make_api(ukraine), make_api(outsider)
+    negotiation = NegotiationFactory(visibility="participants", participants=[(ukraine, "side")])
+    cursors = {"ua": sync(ua)[1], "out": sync(out)[1]}
+    from exchanges.services import delete_record
+
+    with transaction.atomic():
+        delete_record(negotiation, actor=None)
+    assert ("negotiation", str(negotiation.pk), "deleted") in entries(sync(ua, cursors["ua"])[0])
+    assert entries(sync(out, cursors["out"])[0]) == []
+
+
+def test_bad_requests_and_who_may_read(make_api, ukraine, staff_api, client):
+    ua = make_api(ukraine)
+    assert ua.get(FEED, {"after": "not a cursor!"}).status_code == 400
+    assert "after" in ua.get(FEED, {"after": "bm9wZQ"}).json()
+    assert "page_size" in ua.get(FEED, {"page_size": "0"}).json()
+    assert ua.get(FEED, {"page_size": "201"}).status_code == 400
+    refused = staff_api.get(FEED)
+    assert refused.status_code == 403 and "API clients" in refused.json()["detail"]
+    assert client.get(FEED).status_code == 401
+    assert make_api(ukraine, read_only=True).get(FEED).status_code == 200
+
+
+def test_resyncing_from_an_older_cursor_sees_each_change_again_in_order(make_api, ukraine):
+    ua = make_api(ukraine)
+    for n in range(5):
+        PartyFactory(name=f"State {n}")
+    sync(ua)  # caught up: everything written so far is handed out
+    page = ua.get(FEED, {"page_size": 3}).json()
+    rest, _cursor = sync(ua, page["next_cursor"])
+    crashed, _ = sync(ua, page["results"][0]["cursor"])  # the client had kept only the first
+    assert crashed == page["results"][1:] + rest
+
+
+def test_a_change_that_commits_late_never_lands_behind_a_cursor_already_handed_out(make_api, ukraine):
+    """Two connections: A writes first and commits last, B writes second and commits first.
+    The feed holds B back while A is in flight, then hands out A, then B: a client that
+    synced in between misses neither."""
+    require_postgres()
+    ua = make_api(ukraine)
+    _seen, cursor = sync(ua)
+    a_wrote, a_may_commit, errors = threading.Event(), threading.Event(), []
+
+    def slow_writer():
+        try:
+            with transaction.atomic():
+                PartyFactory(name="Written first, committed last")
+                a_wrote.set()
+                assert a_may_commit.wait(30)
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    assert a_wrote.wait(30)
+    quick = PartyFactory(name="Written second, committed first")
+    during, cursor_during = sync(ua, cursor, catch_up=False)
+    assert during == []  # B is held back: A, below it, may still commit
+    a_may_commit.set()
+    writer.join(30)
+    assert errors == []
+    after, _ = sync(ua, cursor_during or cursor)
+    names = [e["id"] for e in after if e["type"] == "party"]
+    from exchanges.models import Party
+
+    slow = Party.objects.get(name="Written first, committed last")
+    assert names == [str(slow.pk), str(quick.pk)]
+
+
+def test_groups_a_client_may_not_see_stay_out_of_its_feed(make_api, ukraine, russia, icrc):
+    elsewhere = DetaineeGroupFactory(held_by=russia, affiliated_with=icrc)
+    ua = make_api(ukraine)
+    seen, _ = sync(ua)
+    assert str(elsewhere.pk) not in {e["id"] for e in seen}
