@@ -105,6 +105,8 @@ class Flag(TimestampedModel):
         ]
         indexes = [
             models.Index(fields=["negotiation", "kind"], name="flag_open_by_negotiation", condition=Q(resolved_at__isnull=True)),
+            # The API list's order (newest first) with its unique tie-breaker.
+            models.Index(fields=["-created_at", "-id"], name="flag_list_order"),
         ]
 
     def __str__(self):

@@ -28,7 +28,6 @@ from django.db import connection
 from django.db.models.expressions import RawSQL
 from django.http import HttpResponse
 from django.utils import timezone, translation
-from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 
 from .. import audit, policy
@@ -131,9 +130,21 @@ class Row:
 
 
 class Paginator(CursorPagination):
-    def _get_position_from_instance(self, instance, ordering):
-        """The cursor's position as the view's paginator writes it: str() of the datetime."""
-        return str(datetime.fromisoformat(getattr(instance, ordering[0].lstrip("-"))))
+    """The view's keyset pagination over a `Statement`: the position compared as one row
+    value, `(created_at, id) < (%s, %s)`, which the (created_at, id) indexes serve."""
+
+    def parse_position(self, statement, text):
+        return super().parse_position(Negotiation.objects.none(), text)
+
+    def after(self, statement, order, values):
+        names = [field.lstrip("-") for field in order]
+        directions = {field.startswith("-") for field in order}
+        if len(directions) != 1 or not set(names) <= ORDER_COLUMNS:
+            raise Delegate
+        columns = ", ".join(f"exchanges_negotiation.{name}" for name in names)
+        values_sql = ", ".join("%s::uuid" if name == "id" else "%s::timestamptz" for name in names)
+        comparison = "<" if directions.pop() else ">"
+        return statement.narrowed(f"({columns}) {comparison} ({values_sql})", *map(str, values), column=names[0])
 
 
 class Delegate(Exception):
@@ -141,8 +152,8 @@ class Delegate(Exception):
 
 
 class Statement:
-    """The little of a QuerySet that DRF's CursorPagination uses (`order_by`, `filter` on
-    the cursor's position, one slice), run as STATEMENT with the client's token."""
+    """The little of a QuerySet the cursor pagination uses (`order_by`, a condition on the
+    cursor's position, one slice), run as STATEMENT with the client's token."""
 
     def __init__(self, token_hash, where=(), params=(), order=(), found=None, compared=()):
         self.token_hash, self.where, self.params, self.order = token_hash, list(where), list(params), order
@@ -158,20 +169,9 @@ class Statement:
     def order_by(self, *fields):
         return Statement(self.token_hash, self.where, self.params, fields, self.found, self.compared)
 
-    def filter(self, **lookups):
-        ((lookup, value),) = lookups.items()  # the paginator's position: `<field>__lt|gt`
-        name, operator = lookup.rsplit("__", 1)
-        try:
-            valid = parse_datetime(str(value)) is not None
-        except ValueError:  # well-formed but impossible, like month 13
-            valid = False
-        if name not in ORDER_COLUMNS or operator not in ("lt", "gt") or not valid:
-            raise Delegate
-        comparison = "<" if operator == "lt" else ">"
-        return self.narrowed(f"exchanges_negotiation.{name} {comparison} %s::timestamptz", str(value), column=name)
-
     def __getitem__(self, window):
-        return self.run(window.stop - window.start, window.start)
+        start = window.start or 0
+        return self.run(window.stop - start, start)
 
     def plan_fits_any_values(self):
         """Whether one plan serves every value of the parameters: a lookup by id, or a page

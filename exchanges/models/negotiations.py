@@ -282,7 +282,8 @@ class Event(TimestampedModel):
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=EventKind.values), name="event_kind_valid"),
         ]
-        indexes = [models.Index(fields=["negotiation", "occurred_at"], name="event_negotiation_time")]
+        # A negotiation's timeline, in the list's order with its unique tie-breaker.
+        indexes = [models.Index(fields=["negotiation", "occurred_at", "created_at", "id"], name="event_timeline_order")]
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.occurred_at:%Y-%m-%d}"

@@ -109,6 +109,8 @@ class DetaineeGroup(TimestampedModel):
         ordering = ["name"]
         verbose_name = _("detainee group")
         verbose_name_plural = _("detainee groups")
+        # The API list's order (newest first) with its unique tie-breaker.
+        indexes = [models.Index(fields=["-created_at", "-id"], name="group_list_order")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(estimated_count__isnull=True) | Q(estimated_count__gte=0),
@@ -184,7 +186,11 @@ class ReportedFigure(TimestampedModel):
                 condition=Q(reliability__in=Reliability.values), name="figure_reliability_valid"
             ),
         ]
-        indexes = [models.Index(fields=["group", "metric"], name="figure_group_metric")]
+        indexes = [
+            models.Index(fields=["group", "metric"], name="figure_group_metric"),
+            # A group's figures in the list's order with its unique tie-breaker.
+            models.Index(fields=["group", "reported_on", "created_at", "id"], name="figure_list_order"),
+        ]
 
     def __str__(self):
         return f"{self.get_metric_display()}: {self.value} ({self.source or self.source_party or '?'})"
