@@ -5,7 +5,7 @@ inline reads through `policy.restrict` (lists, pages, inlines, autocompletes, fi
 asks `policy.allows` before offering a change or a delete, and Django's model permissions
 (given by the staff roles) decide which admins a login has at all.
 """
-from . import access, groups, negotiations, parties, trail  # noqa: F401 - each registers its admins
+from . import access, groups, handovers, negotiations, parties, trail  # noqa: F401 - each registers its admins
 from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, render_audit
 from .negotiations import NegotiationAdmin
 

@@ -1,4 +1,5 @@
-"""Negotiations, their participants, covered groups, status history and events."""
+"""Negotiations, their participants, covered groups, commitments, status history and events
+(the agreement at a glance and "Record handover" are in `agreement`)."""
 import uuid
 
 from django import forms
@@ -18,6 +19,7 @@ from .. import charts, policy, services
 from ..choices import FINAL, NegotiationStatus, allowed_transitions
 from ..models import (
     AuditEntry,
+    Commitment,
     CoveredGroup,
     Event,
     Negotiation,
@@ -28,6 +30,7 @@ from ..models import (
 from ..selectors import NEXT_STEP_WINDOWS, next_step_q
 from ..spreadsheets import CsvExportMixin
 
+from . import agreement
 from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, adopt, changed_fields, may, is_saved, viewer_of
 
 
@@ -213,11 +216,16 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
         (_("Activity"), {"fields": ["last_activity_at", "stalled", "stalled_since", "watchers"]}),
         (_("Timeline"), {"fields": ["timeline"]}),
     ]
-    inlines = [ParticipantInline, CoveredGroupInline, StatusHistoryInline]
+    inlines = [ParticipantInline, agreement.CommitmentInline, CoveredGroupInline, StatusHistoryInline]
 
     def has_delete_permission(self, request, obj=None):
         """A negotiation's history is the record: it is closed with a final status, never deleted."""
         return False
+
+    def get_inlines(self, request, obj):
+        """Commitments once the negotiation exists: their parties must take part first."""
+        inlines = super().get_inlines(request, obj)
+        return inlines if is_saved(obj) else [inline for inline in inlines if inline is not agreement.CommitmentInline]
 
     def get_readonly_fields(self, request, obj=None):
         """Visibility and teams decide who sees it: only those who manage access change them."""
@@ -298,8 +306,22 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
                 self.admin_site.admin_view(self.change_status_view),
                 name="exchanges_negotiation_change_status",
             ),
+            path(
+                "<uuid:object_id>/record-handover/",
+                self.admin_site.admin_view(self.record_handover_view),
+                name="exchanges_negotiation_record_handover",
+            ),
             *super().get_urls(),
         ]
+
+    def record_handover_view(self, request, object_id):
+        return agreement.record_handover_view(self, request, object_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        """The change page adds the agreement at a glance (change_form.html)."""
+        if is_saved(obj):
+            context.update(agreement.page_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def change_status_view(self, request, object_id):
         """403 without the permission to record status changes here, 404 for a negotiation
@@ -359,7 +381,7 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
             adopt(obj, services.negotiation_create(actor=request.user, teams=teams, **data))
 
     def save_related(self, request, form, formsets, change):
-        """Participants and covered groups go through the service as whole lists, from the
+        """Participants, covered groups and commitments go through the service as whole lists, from the
         inlines the login may edit (a read-only inline's rows are only what was shown)."""
         form.cleaned_data.pop("teams", None)  # written by the service in save_model
         form.save_m2m()
@@ -390,6 +412,8 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
                     for row in rows
                     if row.get("group")
                 ]
+            elif formset.model is Commitment and formset.has_changed():
+                lists["commitments"] = agreement.commitments_from(formset)
         if lists:
             services.negotiation_update(negotiation=form.instance, actor=request.user, **lists)
 

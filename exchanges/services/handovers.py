@@ -38,6 +38,12 @@ def _check_handover(handover, negotiation):
         raise ValidationError(errors)
 
 
+def _label(name):
+    """A transfer count as staff and partners read it, with its field name: "of whom
+    seriously wounded (seriously_wounded_count)"."""
+    return f"{Transfer._meta.get_field(name).verbose_name} ({name})"
+
+
 def _transfer_error(index, message):
     return ValidationError({"transfers": [_("Transfer %(n)d: %(message)s") % {"n": index + 1, "message": message}]})
 
@@ -64,8 +70,8 @@ def _replace_transfers(handover, transfers):
                 if counts[part] is not None and counts[whole] is not None and counts[part] > counts[whole]:
                     raise _transfer_error(
                         index,
-                        _("%(part)s (%(value)d) is above %(whole)s (%(total)d).")
-                        % {"part": part, "value": counts[part], "whole": whole, "total": counts[whole]},
+                        _("%(value)d %(part)s is more than %(total)d %(whole)s.")
+                        % {"part": _label(part), "value": counts[part], "whole": _label(whole), "total": counts[whole]},
                     )
         rows.append(
             Transfer(handover=handover, negotiation_id=handover.negotiation_id, from_party=source, to_party=target, **counts)
