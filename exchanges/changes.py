@@ -7,15 +7,14 @@ loader and cascades alike); the few bulk `UPDATE`s of tracked rows (the stall sc
 group touched by its figures) write theirs with `record_rows`/`record_updated`; a party
 losing sight of a negotiation gets a `removed` row (`record_lost_access`).
 
-Reading: `feed(client, after, limit)`: rows the client may see now, in order, below the
-horizon of transactions still in flight.
+Reading: `feed(client, after, limit)`: rows the client may see now, in commit order
+(`seal` numbers what has committed).
 """
 import base64
 import binascii
 
-from django.db import connection
-from django.db.models import BooleanField, Exists, OuterRef, Q
-from django.db.models.expressions import RawSQL
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 
 from .choices import Visibility
 from .models import Change, DetaineeGroup, Negotiation
@@ -113,8 +112,8 @@ def record_rows(kind, queryset, *, at, created_q=None):
         params += list(created_params)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {Change._meta.db_table} (txid, at, object_type, object_id, action, negotiation_id, audience_mode, audience) "
-            f"SELECT 0, %s, '{kind}', t.id, {action}, t.{column}, '', '' FROM {table} t WHERE t.id IN ({ids_sql})",
+            f"INSERT INTO {Change._meta.db_table} (at, object_type, object_id, action, negotiation_id, audience_mode, audience) "
+            f"SELECT %s, '{kind}', t.id, {action}, t.{column}, '', '' FROM {table} t WHERE t.id IN ({ids_sql})",
             [*params, *ids_params],
         )
 
@@ -148,19 +147,43 @@ class BadCursor(ValueError):
     pass
 
 
-def encode(txid, pk):
-    return base64.urlsafe_b64encode(f"{txid}.{pk}".encode()).decode().rstrip("=")
+SEAL_LOCK = 7_310_110  # one sealer at a time (any constant of our own)
+SEAL = """UPDATE exchanges_change SET position = numbered.top + numbered.n
+    FROM (SELECT c.id, row_number() OVER (ORDER BY c.id) AS n, top.top
+          FROM exchanges_change c,
+               (SELECT coalesce(max(position), 0) AS top FROM exchanges_change) top
+          WHERE c.position IS NULL) numbered
+    WHERE exchanges_change.id = numbered.id"""
+
+
+def seal():
+    """Number every committed row that has no position yet, after every numbered one, in
+    id order (a change that depends on another was written after it). One sealer at a
+    time (an advisory lock on PostgreSQL; SQLite writers take turns anyway), each in its own
+    transaction, so the highest position it reads is final. Rows of transactions still in
+    flight are not visible here: they are numbered once committed, above every cursor
+    already handed out. Returns how many rows it numbered."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK])
+            cursor.execute(SEAL)
+            return cursor.rowcount
+
+
+def encode(position):
+    return base64.urlsafe_b64encode(str(position).encode()).decode().rstrip("=")
 
 
 def decode(cursor):
+    """The position a cursor stands for; only cursors this feed writes are accepted."""
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        txid, pk = (int(part) for part in text.split("."))
+        position = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii"))
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadCursor(cursor) from None
-    if txid < 0 or pk < 0 or txid >= 2**63 or pk >= 2**63:
+    if not 0 < position < 2**63 or encode(position) != cursor:
         raise BadCursor(cursor)
-    return txid, pk
+    return position
 
 
 def visible_to_client_q(party_id):
@@ -178,20 +201,10 @@ def visible_to_client_q(party_id):
     )
 
 
-#: Rows of transactions below the oldest one still in flight (all finished: nothing can
-#: commit below them any more), and the reading transaction's own rows when it is itself
-#: that oldest one (a request that wrote before reading; the tests, run in one transaction).
-HORIZON = """(exchanges_change.txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-    OR (exchanges_change.txid = pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-        AND exchanges_change.txid = pg_current_xact_id_if_assigned()::text::bigint))"""
-
-
 def feed(client, *, after=None, limit=50):
-    """The next `limit` rows `client` may read after the cursor `after` (None: from the start)."""
-    rows = Change.objects.filter(visible_to_client_q(client.party_id))
-    if after is not None:
-        txid, pk = decode(after)
-        rows = rows.filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=pk))
-    if connection.vendor == "postgresql":
-        rows = rows.filter(RawSQL(HORIZON, [], output_field=BooleanField()))
-    return list(rows.order_by("txid", "id")[:limit])
+    """The next `limit` rows `client` may read after the cursor `after` (None: from the
+    start), once what has committed is numbered (`seal`)."""
+    start = 0 if after is None else decode(after)
+    seal()
+    rows = Change.objects.filter(position__gt=start).filter(visible_to_client_q(client.party_id))
+    return list(rows.order_by("position")[:limit])

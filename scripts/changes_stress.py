@@ -115,11 +115,11 @@ def main():
             while not stop_reading.is_set():
                 after = sync(http, after)
                 time.sleep(rnd.random() * 0.03)
-            # The writers are done. What they wrote appears once every transaction below
-            # it, anywhere on the server, has finished: sync until it has, or a minute.
+            # The writers are done: sync until the last change is seen (or a minute).
             finished, deadline = time.monotonic(), time.monotonic() + 60
+            changes.seal()
             visible = Change.objects.filter(changes.visible_to_client_q(client.party_id))
-            last = visible.order_by("-txid", "-id").values_list("txid", "id").first()
+            last = visible.order_by("-position").values_list("position", flat=True).first()
             while time.monotonic() < deadline and (not cursor_positions or cursor_positions[-1] < last):
                 after = sync(http, after)
                 time.sleep(0.05)
@@ -139,8 +139,9 @@ def main():
     reading.join()
     seconds = time.monotonic() - started
 
-    written = list(Change.objects.filter(changes.visible_to_client_q(client.party_id)).order_by("txid", "id").values_list("txid", "id"))
-    seen_positions = [(txid, pk) for txid, pk in cursor_positions]
+    changes.seal()
+    written = list(Change.objects.filter(changes.visible_to_client_q(client.party_id)).values_list("position", flat=True))
+    seen_positions = list(cursor_positions)
     missed = set(written) - set(seen_positions)
     duplicates = len(seen_positions) - len(set(seen_positions))
     out_of_order = sum(1 for earlier, later in zip(seen_positions, seen_positions[1:]) if later <= earlier)
@@ -152,8 +153,8 @@ def main():
           f"missed: {len(missed)}  seen twice: {duplicates}  out of order: {out_of_order}")
     for error in errors[:5]:
         print("error:", error)
-    for row in Change.objects.filter(id__in=[pk for _txid, pk in sorted(missed)][:5]):
-        print("missed:", row.txid, row.pk, row.object_type, row.action, row.at.isoformat())
+    for row in Change.objects.filter(position__in=sorted(missed)[:5]):
+        print("missed:", row.position, row.pk, row.object_type, row.action, row.at.isoformat())
     return 1 if missed or out_of_order or errors else 0
 
 

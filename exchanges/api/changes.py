@@ -14,10 +14,14 @@ from ..models import Change
 from .pagination import MAX_PAGE_SIZE
 
 DEFAULT_PAGE_SIZE = 100
+#: What a change can be about (`ChangeTypeEnum` in the schema).
+CHANGE_TYPES = sorted(set(TRACKED.values()))
 
 
 class ChangeSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=sorted(set(TRACKED.values())))
+    """One create, update or delete (or `removed`: the client lost sight of a negotiation)."""
+
+    type = serializers.ChoiceField(choices=CHANGE_TYPES)
     id = serializers.UUIDField()
     action = serializers.ChoiceField(choices=Change.Action.choices)
     at = serializers.DateTimeField()
@@ -29,6 +33,8 @@ class ChangeSerializer(serializers.Serializer):
 
 
 class ChangePageSerializer(serializers.Serializer):
+    """A page of the change feed, oldest first."""
+
     results = ChangeSerializer(many=True)
     next_cursor = serializers.CharField(
         allow_null=True, help_text="Where to continue next time (`after`); null only while nothing was ever seen."
@@ -42,7 +48,7 @@ def represent(row):
         "id": str(row.object_id),
         "action": row.action,
         "at": serializers.DateTimeField().to_representation(row.at),
-        "cursor": changes.encode(row.txid, row.pk),
+        "cursor": changes.encode(row.position),
         "negotiation": str(row.negotiation_id) if row.negotiation_id and row.object_type in changes.NEGOTIATION_CHILDREN else None,
         "group": str(row.group_id) if row.group_id and row.object_type == "figure" else None,
     }

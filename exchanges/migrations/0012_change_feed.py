@@ -4,32 +4,6 @@ import django.utils.timezone
 from django.db import migrations, models
 
 
-STAMP_TRANSACTION = """
-CREATE FUNCTION exchanges_change_stamp_txid() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    NEW.txid := pg_current_xact_id()::text::bigint;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER exchanges_change_txid BEFORE INSERT ON exchanges_change
-    FOR EACH ROW EXECUTE FUNCTION exchanges_change_stamp_txid();
-"""
-UNSTAMP = """
-DROP TRIGGER IF EXISTS exchanges_change_txid ON exchanges_change;
-DROP FUNCTION IF EXISTS exchanges_change_stamp_txid();
-"""
-
-
-def stamp(apps, schema_editor):
-    """Each change row carries its transaction's id (PostgreSQL): see models.changes."""
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(STAMP_TRANSACTION)
-
-
-def unstamp(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(UNSTAMP)
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -41,7 +15,7 @@ class Migration(migrations.Migration):
             name='Change',
             fields=[
                 ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('txid', models.BigIntegerField(default=0, editable=False)),
+                ('position', models.BigIntegerField(blank=True, editable=False, null=True, unique=True)),
                 ('at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('object_type', models.CharField(max_length=32)),
                 ('object_id', models.UUIDField()),
@@ -54,8 +28,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'change',
                 'verbose_name_plural': 'changes',
-                'indexes': [models.Index(fields=['txid', 'id'], name='change_feed_order')],
+                'indexes': [models.Index(condition=models.Q(('position__isnull', True)), fields=['id'], name='change_unsealed')],
             },
         ),
-        migrations.RunPython(stamp, unstamp),
     ]

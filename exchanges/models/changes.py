@@ -1,11 +1,11 @@
 """The change log behind `GET /api/v1/changes/`: one row per create, update, delete of a
 record a partner may copy, and per loss of access (`removed`).
 
-Order and safety (PostgreSQL): each row carries `txid`, the id of the transaction that
-wrote it (a trigger, migration 0012). The feed hands out rows ordered by (txid, id) and
-only below the oldest transaction still in flight (`pg_snapshot_xmin`), so a row that
-commits later always sorts after every cursor already handed out. On SQLite writers take
-turns, `txid` stays 0 and `id` alone is commit order.
+Order and safety: a row is written without a `position`; once committed it is given the
+next positions, in id order, by `exchanges.changes.seal` (one sealer at a time), and the
+feed hands out only rows that have one, in `position` order. A row that commits later
+is sealed later, so its position is above every cursor already handed out; nothing
+waits on transactions elsewhere on the database server.
 """
 from django.db import models
 from django.utils import timezone
@@ -27,7 +27,7 @@ class Change(models.Model):
         ALL_BUT = "all_but", _("every party but the listed ones")
 
     id = models.BigAutoField(primary_key=True)
-    txid = models.BigIntegerField(default=0, editable=False)
+    position = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
     at = models.DateTimeField(default=timezone.now)
     object_type = models.CharField(max_length=32)
     object_id = models.UUIDField()
@@ -43,7 +43,8 @@ class Change(models.Model):
     class Meta:
         verbose_name = _("change")
         verbose_name_plural = _("changes")
-        indexes = [models.Index(fields=["txid", "id"], name="change_feed_order")]
+        # What the sealer has still to number.
+        indexes = [models.Index(fields=["id"], name="change_unsealed", condition=models.Q(position__isnull=True))]
 
     def __str__(self):
         return f"{self.object_type} {self.object_id} {self.action}"
