@@ -58,6 +58,41 @@ def reach(visibility, party_ids):
     return Change.Audience.PARTIES, frozenset()
 
 
+def parties_seeing_groups(group_ids):
+    """{group id: the ids (text) of the parties with an API client that see it now}."""
+    from .models import ApiClient
+    from .policy import client_group_q
+
+    sight = {group_id: set() for group_id in group_ids}
+    if not sight:
+        return sight
+    parties = ApiClient.objects.filter(revoked_at__isnull=True).values_list("party_id", flat=True).distinct()
+    for party in parties:
+        seen = DetaineeGroup.objects.filter(pk__in=sight).filter(client_group_q(party)).values_list("pk", flat=True)
+        for group_id in seen:
+            sight[group_id].add(str(party))
+    return sight
+
+
+def record_group_sight(before):
+    """After a write that may change who sees these groups (a negotiation's covered groups,
+    participants or visibility; a group's parties): for each group, `removed` for the parties
+    that saw it (`before`, from `parties_seeing_groups`) and do not now, and `updated` for
+    those that see it now and did not (they fetch it and its figures)."""
+    after = parties_seeing_groups(list(before))
+    for group_id, was in before.items():
+        now = after.get(group_id, set())
+        for action, parties in ((Change.Action.REMOVED, was - now), (Change.Action.UPDATED, now - was)):
+            if parties:
+                Change.objects.create(
+                    object_type="detainee_group",
+                    object_id=group_id,
+                    action=action,
+                    audience_mode=Change.Audience.PARTIES,
+                    audience=_parties(parties),
+                )
+
+
 def _audience_when_gone(kind, instance):
     """Who may read the deletion of a record nobody can look up any more."""
     if kind == "negotiation":
@@ -68,7 +103,10 @@ def _audience_when_gone(kind, instance):
         return {"audience_mode": Change.Audience.PARTIES, "audience": _parties(ids)}
     if kind == "party":
         return {"audience_mode": Change.Audience.ALL_BUT, "audience": ""}
-    return {}  # children: whoever sees their negotiation or group now
+    if kind == "figure":  # whoever sees its group now, even once the group is gone too
+        seeing = parties_seeing_groups([instance.group_id])[instance.group_id]
+        return {"audience_mode": Change.Audience.PARTIES, "audience": _parties(seeing)}
+    return {}  # children of a negotiation: whoever sees it (its own deletion tells the rest)
 
 
 def on_save(sender, instance, created, raw=False, **kwargs):

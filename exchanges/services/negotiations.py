@@ -261,12 +261,14 @@ def negotiation_create(*, actor, participants=(), groups=(), teams=None, commitm
     negotiation.last_activity_at = _opened_start(negotiation.opened_on)
     _save(negotiation)
     _replace_participants(negotiation, participants)
+    sight_of_groups = changes.parties_seeing_groups({entry["group"].pk for entry in groups})
     _replace_groups(negotiation, groups)
     _check_new_negotiation(actor=actor, participants=participants)
     if commitments:
         _replace_commitments(negotiation, commitments, actor=actor)
     _replace_teams(negotiation, teams)
     _check_still_seen(negotiation, actor=actor, field="participants" if policy.is_client(actor) else "teams")
+    changes.record_group_sight(sight_of_groups)
     audit.record(
         actor=actor, action=AuditEntry.Action.CREATE, instance=negotiation, after=_negotiation_snapshot(negotiation)
     )
@@ -289,6 +291,10 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, te
         policy.require_participants_change(actor, negotiation, participants)
     before = _negotiation_snapshot(negotiation)
     seen_by = changes.reach(negotiation.visibility, negotiation.party_ids)
+    sight_of_groups = None
+    if groups is not None or participants is not None or "visibility" in fields:
+        covered = {row.group_id for row in negotiation.covered_groups.all()} | {entry["group"].pk for entry in groups or ()}
+        sight_of_groups = changes.parties_seeing_groups(covered)
     _apply(negotiation, fields, NEGOTIATION_FIELDS)
     _check_negotiation(negotiation, actor=actor)
     _refresh_activity(negotiation)
@@ -307,6 +313,8 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, te
         field="participants" if policy.is_client(actor) else "teams" if teams is not None else "visibility",
     )
     changes.record_lost_access(negotiation, seen_by)
+    if sight_of_groups:
+        changes.record_group_sight(sight_of_groups)
     audit.record(
         actor=actor,
         action=AuditEntry.Action.UPDATE,

@@ -77,7 +77,10 @@ def detainee_group_create(*, actor, **fields):
 @transaction.atomic
 def detainee_group_update(*, group, actor, **fields):
     policy.require(actor, "change", group)
+    sight = changes.parties_seeing_groups([group.pk]) if {"held_by", "affiliated_with"} & set(fields) else None
     group = update_record(group, actor=actor, fields=fields, allowed=GROUP_FIELDS)
+    if sight is not None:
+        changes.record_group_sight(sight)
     for negotiation in Negotiation.objects.filter(covered_groups__group=group):
         signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return group

@@ -186,3 +186,37 @@ def test_groups_a_client_may_not_see_stay_out_of_its_feed(make_api, ukraine, rus
     ua = make_api(ukraine)
     seen, _ = sync(ua)
     assert str(elsewhere.pk) not in {e["id"] for e in seen}
+
+
+def test_a_group_seen_through_a_negotiation_comes_and_goes_in_the_feed(make_api, ukraine, russia, icrc, outsider):
+    """Found by a partner: covering a group gave the observer sight of it with no trace."""
+    hidden = DetaineeGroupFactory(held_by=outsider, affiliated_with=russia)
+    figure = services.figure_create(group=hidden, actor=None, metric="total", value=12, reported_on=timezone.localdate())
+    negotiation = NegotiationFactory(visibility="participants", participants=[(ukraine, "side"), (icrc, "observer")])
+    observer = make_api(icrc)
+    _seen, cursor = sync(observer)
+    services.negotiation_update(negotiation=negotiation, actor=None, groups=[{"group": hidden}])
+    gained, cursor = sync(observer, cursor)
+    assert ("detainee_group", str(hidden.pk), "updated") in entries(gained)
+    assert observer.get(f"/api/v1/detainee-groups/{hidden.pk}/figures/{figure.pk}/").status_code == 200
+    services.negotiation_update(negotiation=negotiation, actor=None, groups=[])
+    lost, _ = sync(observer, cursor)
+    assert ("detainee_group", str(hidden.pk), "removed") in entries(lost)
+    assert observer.get(f"/api/v1/detainee-groups/{hidden.pk}/").status_code == 404
+    # The holder saw it all along: no removed for it.
+    holder = make_api(outsider)
+    assert not any(a == "removed" for _t, _i, a in entries(sync(holder)[0]))
+
+
+def test_a_withdrawn_figure_stays_announced_after_its_group_is_deleted(make_api, russia, ukraine):
+    """Found by a partner: the figure's deletion vanished from the feed once its group went."""
+    ru = make_api(russia)
+    group = services.detainee_group_create(actor=ru.api_client, name="G2", held_by=russia, affiliated_with=ukraine, category="civilians")
+    figure = services.figure_create(group=group, actor=ru.api_client, metric="total", value=3, reported_on=timezone.localdate())
+    figure_id, group_id = str(figure.pk), str(group.pk)
+    _seen, cursor = sync(ru)
+    with transaction.atomic():
+        services.figure_delete(figure=figure, actor=ru.api_client)
+    with transaction.atomic():
+        services.detainee_group_delete(group=group, actor=ru.api_client)
+    assert entries(sync(ru, cursor)[0]) == [("figure", figure_id, "deleted"), ("detainee_group", group_id, "deleted")]
