@@ -19,7 +19,7 @@ class Resolution(models.TextChoices):
     ACTIVITY = "activity", _("Activity resumed")
     DEADLINE_MOVED = "deadline_moved", _("Next step rescheduled or cleared")
     ENDED = "ended", _("Negotiation ended")
-    WOUNDED_RELEASED = "wounded_released", _("Seriously wounded released (or no agreement in force)")
+    WOUNDED_RELEASED = "wounded_released", _("No seriously wounded left waiting (released, fewer reported, or no agreement in force)")
 
 
 class RuleKey(models.TextChoices):

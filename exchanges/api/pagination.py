@@ -39,9 +39,9 @@ class CursorPagination(pagination.CursorPagination):
             size = int(raw)
         except ValueError:
             raise ValidationError({"page_size": [_("Must be a whole number.")]}) from None
-        if size < 1:
-            raise ValidationError({"page_size": [_("Must be at least 1.")]})
-        return min(size, self.max_page_size)
+        if not 1 <= size <= self.max_page_size:
+            raise ValidationError({"page_size": [_("Must be a whole number from 1 to %(max)d.") % {"max": self.max_page_size}]})
+        return size
 
     def get_ordering(self, request, queryset, view):
         default = tuple(getattr(view, "cursor_ordering", self.ordering))

@@ -65,6 +65,13 @@ def _replace_transfers(handover, transfers):
             raise _transfer_error(index, _("%(from)s → %(to)s is listed more than once.") % {"from": source, "to": target})
         directions.add((source.pk, target.pk))
         counts = {name: entry.get(name) for name in TRANSFER_COUNTS}
+        whole = "released_count" if handover.state == HandoverState.DONE else "planned_count"
+        for part in ("seriously_wounded_count", "civilians_count"):
+            if counts[part] is not None and counts[whole] is None and counts["released_count"] is None:
+                raise _transfer_error(
+                    index,
+                    _("%(part)s are part of %(whole)s: give that count too.") % {"part": _label(part), "whole": _label(whole)},
+                )
         for part in ("seriously_wounded_count", "civilians_count"):
             for whole in ("released_count", "planned_count"):
                 if counts[part] is not None and counts[whole] is not None and counts[part] > counts[whole]:

@@ -86,6 +86,26 @@ def _refresh_activity(negotiation):
     negotiation.usual_gap = statistics.median(gaps) if gaps else None
 
 
+def _check_opened_on(negotiation):
+    """Moving `opened_on` keeps the record true: not after its first status change or
+    done handover (those are refused when dated before it)."""
+    first_change = negotiation.status_changes.order_by("sequence").values_list("occurred_at", flat=True).first()
+    if first_change is not None and _opened_start(negotiation.opened_on) > first_change:
+        raise ValidationError(
+            {"opened_on": [_("Must not be after its first status change (%(day)s).") % {"day": first_change.date().isoformat()}]}
+        )
+    first_handover = (
+        Handover.objects.filter(negotiation=negotiation, occurred_on__isnull=False)
+        .order_by("occurred_on")
+        .values_list("occurred_on", flat=True)
+        .first()
+    )
+    if first_handover is not None and negotiation.opened_on > first_handover:
+        raise ValidationError(
+            {"opened_on": [_("Must not be after its first handover (%(day)s).") % {"day": first_handover.isoformat()}]}
+        )
+
+
 def _check_negotiation(negotiation, *, actor):
     if isinstance(actor, ApiClient) and negotiation.visibility == Visibility.STAFF_ONLY:
         raise ValidationError({"visibility": [_("Only staff may make a negotiation staff-only.")]})
@@ -290,6 +310,7 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, te
     if participants is not None:
         policy.require_participants_change(actor, negotiation, participants)
     before = _negotiation_snapshot(negotiation)
+    opened_on = negotiation.opened_on
     seen_by = changes.reach(negotiation.visibility, negotiation.party_ids)
     sight_of_groups = None
     if groups is not None or participants is not None or "visibility" in fields:
@@ -297,6 +318,8 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, te
         sight_of_groups = changes.parties_seeing_groups(covered)
     _apply(negotiation, fields, NEGOTIATION_FIELDS)
     _check_negotiation(negotiation, actor=actor)
+    if negotiation.opened_on != opened_on:
+        _check_opened_on(negotiation)
     _refresh_activity(negotiation)
     _save(negotiation)
     if participants is not None:

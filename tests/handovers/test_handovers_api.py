@@ -280,3 +280,25 @@ def test_recording_a_handover_notifies_subscribers_who_may_see_it_with_a_verifia
         assert data["progress"][0]["party"] == str(russia.pk) and data["progress"][0]["released"] == 144
     finally:
         receiver.stop()
+
+
+def test_parts_need_their_whole_and_opened_on_stays_before_what_happened(exchange, ua_api, staff_api, ukraine, russia):
+    """Found by a partner: wounded in a done transfer without a released count; opened_on
+    moved after the handovers and status changes already recorded."""
+    parts_alone = ua_api.post(url(exchange), {"state": "done", "occurred_on": "2025-06-01", "transfers": [
+        transfer(ukraine, russia, seriously_wounded_count=6),
+    ]}, format="json")  # fmt: skip
+    assert parts_alone.status_code == 400 and "released" in str(parts_alone.json()["transfers"])
+    planned_parts = ua_api.post(url(exchange), {"state": "planned", "transfers": [transfer(ukraine, russia, civilians_count=2)]}, format="json")
+    assert planned_parts.status_code == 400
+    assert not Handover.objects.exists()
+    assert ua_api.post(url(exchange), {"state": "done", "occurred_on": "2025-06-01", "transfers": [
+        transfer(ukraine, russia, released_count=10, seriously_wounded_count=6),
+    ]}, format="json").status_code == 201  # fmt: skip
+    moved = ua_api.patch(f"/api/v1/negotiations/{exchange.pk}/", {"opened_on": "2025-06-02"}, format="json")
+    assert moved.status_code == 400 and "handover" in moved.json()["opened_on"][0]
+    ua_api.post(f"/api/v1/negotiations/{exchange.pk}/status-changes/", {"to_status": "in_talks", "occurred_at": "2025-05-20T10:00:00Z"}, format="json")
+    moved = ua_api.patch(f"/api/v1/negotiations/{exchange.pk}/", {"opened_on": "2025-05-21"}, format="json")
+    assert moved.status_code == 400 and "status change" in moved.json()["opened_on"][0]
+    assert Negotiation.objects.get(pk=exchange.pk).opened_on.isoformat() == "2025-05-16"
+    assert ua_api.patch(f"/api/v1/negotiations/{exchange.pk}/", {"opened_on": "2025-05-18"}, format="json").status_code == 200
