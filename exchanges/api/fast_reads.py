@@ -24,7 +24,7 @@ import orjson
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import connection
+from django.db import DataError, connection
 from django.db.models.expressions import RawSQL
 from django.http import HttpResponse
 from django.utils import timezone, translation
@@ -196,9 +196,12 @@ class Statement:
             offset=int(offset),
         )
         # Prepared and planned once per connection (config/db/base.py) when one plan fits.
-        with (connection.prepared_cursor() if self.plan_fits_any_values() else connection.cursor()) as cursor:
-            cursor.execute(sql, [*self.params, self.token_hash])
-            rows = cursor.fetchall()
+        try:
+            with connection.prepared_cursor() if self.plan_fits_any_values() else connection.cursor() as cursor:
+                cursor.execute(sql, [*self.params, self.token_hash])
+                rows = cursor.fetchall()
+        except DataError:
+            raise Delegate from None  # a value PostgreSQL refuses: the view answers (400)
         if not rows:
             raise Delegate  # no such token: the view answers 401
         self.found.update(zip(CLIENT_FIELDS, rows[0][: len(CLIENT_FIELDS)]))

@@ -49,7 +49,7 @@ class CursorPagination(pagination.CursorPagination):
         raw = request.query_params.get("ordering")
         if not raw or not allowed:
             return default
-        if raw.lstrip("-") not in allowed:
+        if raw.removeprefix("-") not in allowed:
             choices = ", ".join(sorted(f"{sign}{name}" for name in allowed for sign in ("", "-")))
             raise ValidationError({"ordering": [_("Must be one of: %(choices)s.") % {"choices": choices}]})
         tiebreak = "-id" if raw.startswith("-") else "id"
@@ -90,7 +90,12 @@ class CursorPagination(pagination.CursorPagination):
         return self.page
 
     def after(self, queryset, order, values):
-        """Rows strictly after `values` in `order` (each field in its own direction)."""
+        """Rows strictly after `values` in `order` (each field in its own direction). The
+        first field's bound is given on its own too, so the index is read from the
+        position on, not from its start (a page's cost does not grow with its depth)."""
+        first = order[0]
+        condition = Q(**{f"{first.lstrip('-')}__{'lte' if first.startswith('-') else 'gte'}": values[0]})
+        queryset = queryset.filter(condition)
         condition = Q()
         for index, field in enumerate(order):
             name = field.lstrip("-")
@@ -106,9 +111,14 @@ class CursorPagination(pagination.CursorPagination):
             values = json.loads(text)
             if not isinstance(values, list) or len(values) != len(self.ordering):
                 raise ValueError
+            if not all(isinstance(value, (str, int)) and not isinstance(value, bool) for value in values):
+                raise ValueError  # null, a list, a float: never written by `position_of`
             fields = [queryset.model._meta.get_field(name.lstrip("-")) for name in self.ordering]
-            return [field.to_python(value) for field, value in zip(fields, values)]
-        except (ValueError, TypeError, DjangoValidationError):
+            values = [field.to_python(value) for field, value in zip(fields, values)]
+            if any(value is None for value in values):
+                raise ValueError
+            return values
+        except (ValueError, TypeError, OverflowError, DjangoValidationError):
             raise ValidationError({"cursor": [_("Invalid cursor.")]}) from None
 
     def position_of(self, instance):

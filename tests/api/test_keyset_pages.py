@@ -64,3 +64,26 @@ def test_a_tampered_cursor_is_a_400(make_api, ukraine, cursor):
     api = make_api(ukraine)
     response = api.get("/api/v1/negotiations/", {"cursor": cursor})
     assert response.status_code == 400 and "cursor" in response.json()
+
+
+def _cursor(position, reverse=False):
+    import base64
+    from urllib.parse import urlencode
+
+    query = {"p": position, **({"r": "1"} if reverse else {})}
+    return base64.b64encode(urlencode(query).encode()).decode()
+
+
+@pytest.mark.parametrize("position", ["[null, null]", "[[1], 2]", '["2026-01-01T00:00:00Z"]', "[1.5, 2]", "[true, 1]"])
+@pytest.mark.parametrize("url", ["/api/v1/negotiations/", "/api/v1/parties/", "/api/v1/detainee-groups/", "/api/v1/flags/"])
+def test_a_cursor_holding_what_no_page_writes_is_a_400_on_every_list(make_api, staff_api, ukraine, url, position):
+    """Found in review: a null in a cursor's position was a 500 (fast path and view)."""
+    for api in (make_api(ukraine), staff_api):
+        response = api.get(url, {"cursor": _cursor(position)})
+        assert response.status_code == 400 and "cursor" in response.json(), (url, position, response.content[:200])
+
+
+def test_a_doubled_minus_in_ordering_is_a_400(make_api, staff_api, ukraine):
+    for api in (make_api(ukraine), staff_api):
+        response = api.get("/api/v1/negotiations/", {"ordering": "--created_at"})
+        assert response.status_code == 400 and "ordering" in response.json()
