@@ -59,6 +59,9 @@ class Negotiation(TimestampedModel):
     activity_count = models.PositiveIntegerField(
         _("activities"), default=0, editable=False, help_text=_("Status changes, events and done handovers.")
     )
+    handovers_recorded = models.PositiveIntegerField(
+        _("handovers recorded"), default=0, editable=False, help_text=_("The last handover sequence number handed out.")
+    )
     usual_gap = models.DurationField(
         _("usual gap"),
         null=True,

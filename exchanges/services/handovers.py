@@ -1,7 +1,6 @@
 """Writes of handovers and their transfers: how an agreement is carried out."""
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -113,8 +112,10 @@ def handover_create(*, negotiation, actor, transfers=(), **fields):
     handover = Handover(negotiation=negotiation, recorded_by_party=_client_party(actor), **_recorded_by(actor))
     _apply(handover, fields, HANDOVER_FIELDS)
     _check_handover(handover, negotiation)
-    last = negotiation.handovers.aggregate(last=Max("sequence"))["last"]
-    handover.sequence = (last or 0) + 1
+    # Never reused, even after a deletion: staff and webhooks refer to "handover 2".
+    negotiation.handovers_recorded += 1
+    Negotiation.objects.filter(pk=negotiation.pk).update(handovers_recorded=negotiation.handovers_recorded)
+    handover.sequence = negotiation.handovers_recorded
     _save(handover)
     _replace_transfers(handover, transfers)
     audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=handover, after=_snapshot(handover))
@@ -126,6 +127,9 @@ def handover_create(*, negotiation, actor, transfers=(), **fields):
 def handover_update(*, handover, actor, transfers=None, **fields):
     """Change a handover (its state as it is carried out, the counts as they come in);
     `transfers`, when given, replace the list."""
+    # The negotiation first, as recording one does: its participants cannot change while
+    # the transfers are checked against them.
+    Negotiation.objects.select_for_update().filter(pk=handover.negotiation_id).first()
     handover = Handover.objects.select_for_update().select_related("negotiation").get(pk=handover.pk)
     policy.require(actor, "change", handover)
     before = _snapshot(handover)

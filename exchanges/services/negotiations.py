@@ -80,7 +80,10 @@ def _refresh_activity(negotiation):
         )
     ]
     times.sort()
-    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    # Activities at the same moment (a status change and its event) are one step of its
+    # rhythm, not a gap of zero that would make any silence look long.
+    moments = sorted(set(times))
+    gaps = [later - earlier for earlier, later in zip(moments, moments[1:])]
     negotiation.last_activity_at = max([_opened_start(negotiation.opened_on), *times[-1:]])
     negotiation.activity_count = len(times)
     negotiation.usual_gap = statistics.median(gaps) if gaps else None

@@ -302,3 +302,10 @@ def test_parts_need_their_whole_and_opened_on_stays_before_what_happened(exchang
     assert moved.status_code == 400 and "status change" in moved.json()["opened_on"][0]
     assert Negotiation.objects.get(pk=exchange.pk).opened_on.isoformat() == "2025-05-16"
     assert ua_api.patch(f"/api/v1/negotiations/{exchange.pk}/", {"opened_on": "2025-05-18"}, format="json").status_code == 200
+
+
+def test_a_sequence_number_is_never_handed_out_twice(exchange, ua_api):
+    """Found in review: after deleting handover 2 the next one was numbered 2 again."""
+    ids = [ua_api.post(url(exchange), {"state": "planned"}, format="json").json()["id"] for _ in range(2)]
+    assert ua_api.delete(url(exchange, ids[1])).status_code == 204
+    assert ua_api.post(url(exchange), {"state": "planned"}, format="json").json()["sequence"] == 3

@@ -137,3 +137,12 @@ def test_wounded_waiting_only_while_an_agreement_is_in_force(ukraine, russia, ga
     talks = NegotiationFactory(groups=[garrison], participants=[(ukraine, "side"), (russia, "side")])
     scan_stalls()
     assert open_flags(talks, "wounded_waiting") == set()
+
+
+def test_activities_at_the_same_moment_are_one_step_of_the_rhythm():
+    """Found in review: a status change and its event at one moment made a zero gap."""
+    negotiation = with_rhythm(gap_days=5, activities=4, last_days_ago=3)
+    for event in list(negotiation.events.all()):
+        record.event_create(negotiation=negotiation, actor=None, kind="statement", occurred_at=event.occurred_at, summary="same moment")
+    negotiation.refresh_from_db()
+    assert negotiation.activity_count == 8 and negotiation.usual_gap == timedelta(days=5)
