@@ -14,7 +14,7 @@ import base64
 import binascii
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Q
 
 from .choices import Visibility
 from .models import Change, DetaineeGroup, Negotiation
@@ -186,27 +186,39 @@ class BadCursor(ValueError):
 
 
 SEAL_LOCK = 7_310_110  # one sealer at a time (any constant of our own)
-SEAL = """UPDATE exchanges_change SET position = numbered.top + numbered.n
+SEAL_BATCH = 10_000
+SEAL = f"""UPDATE exchanges_change SET position = numbered.top + numbered.n
     FROM (SELECT c.id, row_number() OVER (ORDER BY c.id) AS n, top.top
-          FROM exchanges_change c,
-               (SELECT coalesce(max(position), 0) AS top FROM exchanges_change) top
-          WHERE c.position IS NULL) numbered
+          FROM (SELECT id FROM exchanges_change WHERE position IS NULL ORDER BY id LIMIT {SEAL_BATCH}) c,
+               (SELECT coalesce(max(position), 0) AS top FROM exchanges_change) top) numbered
     WHERE exchanges_change.id = numbered.id"""
 
 
 def seal():
-    """Number every committed row that has no position yet, after every numbered one, in
-    id order (a change that depends on another was written after it). One sealer at a
-    time (an advisory lock on PostgreSQL; SQLite writers take turns anyway), each in its own
-    transaction, so the highest position it reads is final. Rows of transactions still in
-    flight are not visible here: they are numbered once committed, above every cursor
-    already handed out. Returns how many rows it numbered."""
+    """Number up to SEAL_BATCH committed rows that have no position yet, after every
+    numbered one, in id order (a change that depends on another was written after it).
+    One sealer at a time, in its own transaction, so the highest position it reads is
+    final; a reader that finds another sealer at work reads what is numbered already
+    (PostgreSQL's try-lock), and one that finds nothing to number writes nothing. Rows of
+    transactions still in flight are invisible here: they are numbered once committed,
+    above every cursor already handed out. Returns how many rows it numbered."""
     with transaction.atomic():
         with connection.cursor() as cursor:
+            cursor.execute("SELECT EXISTS (SELECT 1 FROM exchanges_change WHERE position IS NULL)")
+            if not cursor.fetchone()[0]:
+                return 0
             if connection.vendor == "postgresql":
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK])
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK])
+                if not cursor.fetchone()[0]:
+                    return 0
             cursor.execute(SEAL)
             return cursor.rowcount
+
+
+def seal_all():
+    """Number every committed row (after a write of many, such as a stall scan)."""
+    while seal() == SEAL_BATCH:
+        pass
 
 
 def encode(position):
@@ -240,9 +252,15 @@ def visible_to_client_q(party_id):
 
 
 def feed(client, *, after=None, limit=50):
-    """The next `limit` rows `client` may read after the cursor `after` (None: from the
-    start), once what has committed is numbered (`seal`)."""
+    """`(rows, position)`: the next `limit` rows `client` may read after the cursor `after`
+    (None: from the start), once what has committed is numbered (`seal`), and the position
+    to continue from: the last row's, or, when fewer rows remain, the highest numbered so
+    far (nothing the client may see lies between; the next read starts there, not again
+    through rows it may not see)."""
     start = 0 if after is None else decode(after)
     seal()
-    rows = Change.objects.filter(position__gt=start).filter(visible_to_client_q(client.party_id))
-    return list(rows.order_by("position")[:limit])
+    top = Change.objects.aggregate(top=Max("position"))["top"] or 0
+    rows = Change.objects.filter(position__gt=start, position__lte=top).filter(visible_to_client_q(client.party_id))
+    rows = list(rows.order_by("position")[:limit])
+    position = rows[-1].position if len(rows) == limit else max(start, top)
+    return rows, position or None

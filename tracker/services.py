@@ -199,6 +199,7 @@ def scan_stalls(*, now=None, full=False):
         duration_ms=int((time.monotonic() - started) * 1000),
     )
     ScanRun.objects.filter(as_of__lt=now - SCAN_RUN_RETENTION).delete()
+    transaction.on_commit(changes.seal_all)  # number what it wrote for the change feed now
     return summary
 
 

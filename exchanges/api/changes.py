@@ -37,7 +37,7 @@ class ChangePageSerializer(serializers.Serializer):
 
     results = ChangeSerializer(many=True)
     next_cursor = serializers.CharField(
-        allow_null=True, help_text="Where to continue next time (`after`); null only while nothing was ever seen."
+        allow_null=True, help_text="Where to continue next time (`after`); null only while the feed is empty."
     )
     next = serializers.URLField(allow_null=True, help_text="This feed from `next_cursor`.")
 
@@ -76,11 +76,11 @@ class ChangeFeedView(APIView):
         if not size.isdigit() or not 1 <= int(size) <= MAX_PAGE_SIZE:
             raise ValidationError({"page_size": [_("Must be a whole number from 1 to %(max)d.") % {"max": MAX_PAGE_SIZE}]})
         try:
-            rows = changes.feed(request.user, after=after, limit=int(size))
+            rows, position = changes.feed(request.user, after=after, limit=int(size))
         except changes.BadCursor:
             raise ValidationError({"after": [_("Not a cursor this feed handed out.")]}) from None
         results = [represent(row) for row in rows]
-        next_cursor = results[-1]["cursor"] if results else after
+        next_cursor = changes.encode(position) if position else None
         next_url = None
         if next_cursor:
             query = request.query_params.copy()

@@ -220,3 +220,18 @@ def test_a_withdrawn_figure_stays_announced_after_its_group_is_deleted(make_api,
     with transaction.atomic():
         services.detainee_group_delete(group=group, actor=ru.api_client)
     assert entries(sync(ru, cursor)[0]) == [("figure", figure_id, "deleted"), ("detainee_group", group_id, "deleted")]
+
+
+def test_a_caught_up_client_moves_past_changes_it_may_not_see(make_api, ukraine, russia, icrc):
+    """Found in review: an empty page kept the old cursor, so each poll walked again through
+    every newer change the client may not see."""
+    ua = make_api(ukraine)
+    _seen, cursor = sync(ua)
+    hidden = NegotiationFactory(visibility="participants", participants=[(russia, "side"), (icrc, "mediator")])
+    for n in range(3):
+        services.event_create(negotiation=hidden, actor=None, kind="meeting", occurred_at=timezone.now(), summary=f"m{n}")
+    page = ua.get(FEED, {"after": cursor}).json()
+    assert page["results"] == [] and changes.decode(page["next_cursor"]) > changes.decode(cursor)
+    from exchanges.models import Change
+
+    assert changes.decode(page["next_cursor"]) == Change.objects.order_by("-position").first().position
