@@ -42,7 +42,7 @@ def admin_url():
 
 
 #: Bump when `load` changes what it writes; schema changes are applied by migrating a reused dataset.
-DATA_VERSION = "1"
+DATA_VERSION = "3"  # 3: agreements carried out in handovers; rhythm and agreement times; groups stamped a day before
 
 
 def schema_version():
@@ -107,13 +107,16 @@ def load(size):
     groups = [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(group_count)]
     wounded = set(rnd.sample(range(group_count), group_count // 20))
     tables = {
-        "party": "exchanges_party (id, created_at, updated_at, name, short_name, kind, country)",
+        "party": "exchanges_party (id, created_at, updated_at, name, short_name, kind, country, aliases)",
         "group": "exchanges_detaineegroup (id, created_at, updated_at, name, held_by_id, affiliated_with_id, category, detained_since, location, estimated_count, seriously_wounded_count, notes)",
-        "negotiation": "exchanges_negotiation (id, created_at, updated_at, reference, title, summary, status, priority, visibility, opened_on, next_step, next_step_due, last_activity_at, stalled, stalled_since, created_by_party_id, party_ids)",
+        "negotiation": "exchanges_negotiation (id, created_at, updated_at, reference, title, summary, status, priority, visibility, opened_on, next_step, next_step_due, last_activity_at, stalled, stalled_since, created_by_party_id, party_ids, agreed_at, activity_count, usual_gap, handovers_recorded)",
         "participant": "exchanges_participant (negotiation_id, party_id, role)",
         "covered": "exchanges_coveredgroup (negotiation_id, group_id, proposed_count, released_count)",
         "change": "exchanges_statuschange (id, created_at, updated_at, negotiation_id, sequence, from_status, to_status, occurred_at, recorded_at, note, source)",
         "event": "exchanges_event (id, created_at, updated_at, negotiation_id, kind, occurred_at, summary, source)",
+        "commitment": "exchanges_commitment (negotiation_id, party_id, count, seriously_wounded_count, notes)",
+        "handover": "exchanges_handover (id, created_at, updated_at, negotiation_id, sequence, state, planned_on, occurred_on, location, source, notes)",
+        "transfer": "exchanges_transfer (handover_id, negotiation_id, from_party_id, to_party_id, planned_count, released_count, received_count, verified_count, seriously_wounded_count, civilians_count)",
     }
     connections = {name: psycopg.connect(db_url(size)) for name in tables}
     with contextlib.ExitStack() as stack:
@@ -125,10 +128,10 @@ def load(size):
         write = {name: copy.write_row for name, copy in copies.items()}
         total = 0
         for party, short in parties:
-            write["party"]((party, NOW, NOW, f"Bench party {short}", short, "state", None))
+            write["party"]((party, NOW, NOW, f"Bench party {short}", short, "state", None, Jsonb([])))
         for n, group in enumerate(groups):
             estimate = rnd.randint(10, 2000)
-            write["group"]((group, NOW, NOW, f"Bench group {n}", parties[n % 50][0], parties[(n + 1) % 50][0], "combatants", None, "", estimate, rnd.randint(1, 9) if n in wounded else 0, ""))
+            write["group"]((group, NOW - timedelta(days=1), NOW - timedelta(days=1), f"Bench group {n}", parties[n % 50][0], parties[(n + 1) % 50][0], "combatants", None, "", estimate, rnd.randint(1, 9) if n in wounded else 0, ""))
         kinds = ["meeting", "proposal", "statement", "counter_proposal", "verification"]
         for n in range(size):
             negotiation = uuid.UUID(int=rnd.getrandbits(128))
@@ -152,13 +155,39 @@ def load(size):
                     break
             for when in event_times:
                 write["event"]((uuid.UUID(int=rnd.getrandbits(128)), when, when, negotiation, rnd.choice(kinds), when, "Bench event", ""))
-            last = max([start, *times])
+            taking_part = rnd.sample(range(50), 3)
+            sides = [parties[index][0] for index in taking_part if index % 3] or [parties[taking_part[0]][0]]
+            reached = [when for when, target in zip(change_times, PATH) if target == "agreed"]
+            agreed_at = reached[0] if reached and status in ("agreed", "implementing", "completed") else None
+            handover_days, recorded = [], 0
+            if agreed_at is not None and len(sides) >= 2:
+                # The agreement carried out: commitments of both sides, 1-4 handovers after it
+                # (mostly done, some planned), each side releasing to the other; some counts disputed.
+                committed = rnd.randint(20, 1000)
+                for side in sides[:2]:
+                    write["commitment"]((negotiation, side, committed, rnd.randint(0, 10), ""))
+                for sequence in range(1, rnd.randint(1, 4) + 1):
+                    handover, recorded = uuid.UUID(int=rnd.getrandbits(128)), sequence
+                    day = (agreed_at + timedelta(days=sequence)).date()
+                    done = status != "agreed" and day <= NOW.date() and rnd.random() < 0.85
+                    state = "done" if done else "planned"
+                    write["handover"]((handover, agreed_at, agreed_at, negotiation, sequence, state, day, day if done else None, "", "", ""))
+                    if done:
+                        handover_days.append(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+                    for source, target in ((sides[0], sides[1]), (sides[1], sides[0])):
+                        released = rnd.randint(1, max(1, committed // 3)) if done else None
+                        received = (released - 1 if rnd.random() < 0.1 else released) if done else None
+                        write["transfer"]((handover, negotiation, source, target, rnd.randint(1, 300), released, received, None, None, None))
+            moments = sorted({*times, *handover_days})
+            gaps = sorted(later - earlier for earlier, later in zip(moments, moments[1:]))
+            usual_gap = None if not gaps else (gaps[len(gaps) // 2] if len(gaps) % 2 else (gaps[len(gaps) // 2 - 1] + gaps[len(gaps) // 2]) / 2)
+            activities = len(times) + len(handover_days)
+            last = max([start, *times, *handover_days])
             created = start + timedelta(seconds=n % 86400)
             visibility = rnd.choices(["all_partners", "participants", "staff_only"], [60, 35, 5])[0]
             due = opened + timedelta(days=rnd.randint(5, 90)) if status in OPEN and rnd.random() < 0.5 else None
-            taking_part = rnd.sample(range(50), 3)
             party_ids = Jsonb(sorted(str(parties[index][0]) for index in taking_part))
-            write["negotiation"]((negotiation, created, last, f"NEG-{opened.year}-{n + 1:07d}", f"Bench negotiation {n}", "", status, rnd.choice(["routine", "routine", "high", "urgent"]), visibility, opened, "", due, last, False, None, None, party_ids))
+            write["negotiation"]((negotiation, created, last, f"NEG-{opened.year}-{n + 1:07d}", f"Bench negotiation {n}", "", status, rnd.choice(["routine", "routine", "high", "urgent"]), visibility, opened, "", due, last, False, None, None, party_ids, agreed_at, activities, usual_gap, recorded))
             for party_index in taking_part:
                 write["participant"]((negotiation, parties[party_index][0], "side" if party_index % 3 else "mediator"))
             for group_index in rnd.sample(range(group_count), rnd.randint(1, 2)):
@@ -279,6 +308,7 @@ def reset_flags(cursor):
     scan run, nothing stamped by an earlier scan (the loader writes updated_at equal to
     last_activity_at), and no dead row versions left behind by the earlier scans."""
     cursor.execute("TRUNCATE tracker_flag CASCADE")
+    cursor.execute("TRUNCATE exchanges_change")
     cursor.execute("TRUNCATE tracker_scanrun")
     cursor.execute(
         "UPDATE exchanges_negotiation SET stalled = false, stalled_since = NULL, updated_at = last_activity_at "
@@ -319,13 +349,13 @@ WITH rules AS (SELECT
     max(overdue_days) FILTER (WHERE key = 'deadline') AS d1, max(very_overdue_days) FILTER (WHERE key = 'deadline') AS d2
   FROM tracker_stallrule),
 candidates AS (
-  SELECT n.id, n.last_activity_at, n.next_step_due,
+  SELECT n.id, n.last_activity_at, n.next_step_due, n.activity_count, n.usual_gap, n.status, n.agreed_at,
          CASE WHEN n.priority = 'urgent' OR EXISTS (SELECT 1 FROM exchanges_coveredgroup c JOIN exchanges_detaineegroup g ON g.id = c.group_id
                                                     WHERE c.negotiation_id = n.id AND g.seriously_wounded_count > 0) THEN 'urgent'
               ELSE n.priority END AS effective
   FROM exchanges_negotiation n WHERE n.status NOT IN ('completed', 'rejected', 'collapsed')),
 silence AS (
-  SELECT c.id, c.last_activity_at, c.next_step_due, now() - c.last_activity_at AS silent,
+  SELECT c.id, c.last_activity_at, c.next_step_due, now() - c.last_activity_at AS silent, c.activity_count, c.usual_gap,
          CASE c.effective WHEN 'urgent' THEN r.u1 WHEN 'high' THEN r.h1 ELSE r.r1 END AS o,
          CASE c.effective WHEN 'urgent' THEN r.u2 WHEN 'high' THEN r.h2 ELSE r.r2 END AS v, r.d1, r.d2
   FROM candidates c, rules r),
@@ -338,9 +368,33 @@ inserted AS (
   SELECT gen_random_uuid(), now(), now(), id, 'deadline_missed', CASE WHEN current_date - next_step_due >= d2 THEN 'very_overdue' ELSE 'overdue' END,
          now(), last_activity_at, next_step_due, ''
   FROM silence WHERE next_step_due IS NOT NULL AND current_date - next_step_due >= d1
+  UNION ALL
+  SELECT gen_random_uuid(), now(), now(), id, 'off_rhythm',
+         CASE WHEN silent > usual_gap * 6 AND silent >= interval '14 days' THEN 'very_overdue' ELSE 'overdue' END,
+         now(), last_activity_at, NULL, ''
+  FROM silence WHERE activity_count >= 5 AND usual_gap IS NOT NULL AND silent > usual_gap * 3 AND silent >= interval '7 days'
+  UNION ALL
+  SELECT gen_random_uuid(), now(), now(), c.id, 'wounded_waiting',
+         CASE WHEN c.agreed_at <= now() - interval '7 days' THEN 'very_overdue' ELSE 'overdue' END, now(), c.last_activity_at, NULL, ''
+  FROM candidates c WHERE c.status IN ('agreed', 'implementing') AND c.agreed_at <= now() - interval '3 days'
+    AND c.id IN (SELECT cg.negotiation_id FROM exchanges_coveredgroup cg JOIN exchanges_detaineegroup g ON g.id = cg.group_id
+                 JOIN exchanges_negotiation n2 ON n2.id = cg.negotiation_id
+                 WHERE n2.status IN ('agreed', 'implementing') AND g.seriously_wounded_count > 0
+                 GROUP BY cg.negotiation_id, g.held_by_id
+                 HAVING sum(g.seriously_wounded_count) > coalesce((SELECT sum(t.seriously_wounded_count) FROM exchanges_transfer t
+                        JOIN exchanges_handover h ON h.id = t.handover_id AND h.state = 'done'
+                        WHERE t.negotiation_id = cg.negotiation_id AND t.from_party_id = g.held_by_id), 0))
   ON CONFLICT DO NOTHING RETURNING negotiation_id)
 UPDATE exchanges_negotiation SET stalled = true, stalled_since = now(), updated_at = now()
 WHERE id IN (SELECT negotiation_id FROM inserted)
+"""
+
+
+FLOOR_CHANGES = """
+INSERT INTO exchanges_change (at, object_type, object_id, action, negotiation_id, audience_mode, audience)
+SELECT now(), 'flag', f.id, 'created', f.negotiation_id, '', '' FROM tracker_flag f
+UNION ALL
+SELECT now(), 'negotiation', n.id, 'updated', n.id, '', '' FROM exchanges_negotiation n WHERE n.stalled
 """
 
 
@@ -352,6 +406,7 @@ def floor_scan(size):
             reset_flags(cursor)
             started = time.perf_counter()
             cursor.execute(FLOOR_SCAN)
+            cursor.execute(FLOOR_CHANGES)  # what a partner's change feed needs of it
             seconds = time.perf_counter() - started
             raised = connection.execute("SELECT count(*) FROM tracker_flag").fetchone()[0]
     return {"seconds": seconds, "raised": raised}

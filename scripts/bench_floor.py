@@ -1,5 +1,6 @@
 """The floor for the list and detail benchmarks: a bare WSGI app that answers the same
-50 negotiations (or one) with one SQL query and orjson. Served by gunicorn exactly like
+50 negotiations (or one), with their commitments and each releasing side's sums over
+done handovers, with one SQL query and orjson. Served by gunicorn exactly like
 the tracker. Not used in production."""
 import os
 from urllib.parse import parse_qs
@@ -16,7 +17,15 @@ COLUMNS = """n.id, n.reference, n.title, n.summary, n.status, n.priority, n.visi
        FROM exchanges_participant p WHERE p.negotiation_id = n.id) AS participants,
     (SELECT coalesce(json_agg(json_build_object('group', g.group_id, 'proposed_count', g.proposed_count,
             'released_count', g.released_count) ORDER BY g.id), '[]')
-       FROM exchanges_coveredgroup g WHERE g.negotiation_id = n.id) AS groups"""
+       FROM exchanges_coveredgroup g WHERE g.negotiation_id = n.id) AS groups,
+    (SELECT coalesce(json_agg(json_build_object('party', c.party_id, 'count', c.count,
+            'seriously_wounded_count', c.seriously_wounded_count, 'notes', c.notes) ORDER BY c.id), '[]')
+       FROM exchanges_commitment c WHERE c.negotiation_id = n.id) AS commitments,
+    (SELECT coalesce(json_agg(json_build_object('party', t.from_party_id, 'released', t.released,
+            'verified', t.verified) ORDER BY t.from_party_id), '[]')
+       FROM (SELECT tr.from_party_id, sum(tr.released_count) AS released, sum(tr.verified_count) AS verified
+             FROM exchanges_transfer tr JOIN exchanges_handover h ON h.id = tr.handover_id AND h.state = 'done'
+             WHERE tr.negotiation_id = n.id GROUP BY tr.from_party_id) t) AS progress"""
 
 
 def _cursor():
