@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test fuzz bench check migrate demo messages clean
+.PHONY: install run test fuzz client-check bench check migrate demo messages clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ bench: install
 
 fuzz: install
 	$(PY) scripts/fuzz_api.py
+
+# A client generated from the served schema (openapi-python-client) against a live server:
+# every documented answer parsed, a webhook verified. Fails when the schema regresses.
+client-check: install
+	$(PY) scripts/client_check.py
 
 check: install
 	$(PY) manage.py check

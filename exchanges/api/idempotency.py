@@ -119,7 +119,14 @@ NEVER_STORED = ("secret", "token")
 def _store(record, response):
     """Keep the response to replay it, less any secret it showed (a replay answers the
     same, without the secret: it was shown once)."""
-    body = json.loads(JSONRenderer().render(response.data)) if response.data is not None else None
+    rendered = JSONRenderer().render(response.data) if response.data is not None else None
+    if rendered is not None and b"\\u0000" in rendered:
+        # PostgreSQL's jsonb holds no NUL character, which an error can echo (an unknown
+        # field's name, a refused value): such an answer is not kept, and a retry is
+        # evaluated afresh, as after a 409.
+        IdempotencyKey.objects.filter(pk=record.pk).delete()
+        return
+    body = json.loads(rendered) if rendered is not None else None
     if isinstance(body, dict):
         body = {name: value for name, value in body.items() if name not in NEVER_STORED}
     IdempotencyKey.objects.filter(pk=record.pk).update(response_status=response.status_code, response_body=body, lease_until=None)

@@ -3,12 +3,15 @@ import base64
 import binascii
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from exchanges.api.serializers import StrictFieldsMixin
+from exchanges.api.serializers.fields import ActorSerializer
 
 from ..choices import Resolution, WebhookEvent
 from ..models import Flag, WebhookDelivery, WebhookSubscription
+from .webhooks import WebhookPayloadSerializer
 
 
 def _who(user, client):
@@ -19,14 +22,10 @@ def _who(user, client):
     return None
 
 
-WHO_SCHEMA = {
-    "type": "object",
-    "nullable": True,
-    "properties": {"type": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"}},
-}
-
-
 class FlagSerializer(serializers.ModelSerializer):
+    """A stall flag: what the tracker raised about a negotiation, escalated in place and
+    resolved on its own when activity resumes, the deadline moves or the negotiation ends."""
+
     days_silent = serializers.IntegerField(read_only=True, help_text="Days without activity (until resolution once resolved).")
     acknowledged_by = serializers.SerializerMethodField()
     open = serializers.SerializerMethodField()
@@ -56,7 +55,8 @@ class FlagSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_acknowledged_by(self, flag) -> dict | None:
+    @extend_schema_field(ActorSerializer(allow_null=True))
+    def get_acknowledged_by(self, flag):
         return _who(flag.acknowledged_by_user, flag.acknowledged_by_client)
 
     def get_open(self, flag) -> bool:
@@ -76,6 +76,8 @@ def _valid_secret(value):
 
 
 class WebhookSubscriptionSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """A webhook subscription of the calling client: where to send which events."""
+
     url = serializers.URLField(max_length=2000)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEvent.choices), allow_empty=False, max_length=len(WebhookEvent.values)
@@ -100,7 +102,16 @@ class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
     secret = serializers.CharField(read_only=True)
 
 
+@extend_schema_field(WebhookPayloadSerializer)
+class WebhookPayloadField(serializers.JSONField):
+    """The body sent (`{"type", "timestamp", "data"}`), fixed when the delivery was written."""
+
+
 class WebhookDeliverySerializer(serializers.ModelSerializer):
+    """One webhook to one subscription, and how sending it went."""
+
+    payload = WebhookPayloadField(read_only=True)
+
     class Meta:
         model = WebhookDelivery
         fields = [

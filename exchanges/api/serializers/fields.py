@@ -84,11 +84,21 @@ def count_field(**kwargs):
     return serializers.IntegerField(min_value=0, max_value=MAX_COUNT, **kwargs)
 
 
+class ActorSerializer(serializers.Serializer):
+    """Who did something: a staff login or an API client (null where a field allows it:
+    the tracker itself). Describes the JSON of `RecordedByField` and `acknowledged_by`."""
+
+    type = serializers.ChoiceField(choices=[("staff", "staff"), ("api_client", "api_client")])
+    id = serializers.CharField(help_text="The API client's id (a UUID), or the staff login's id.")
+    name = serializers.CharField(help_text="The API client's name, or the staff login's username.")
+
+
+@extend_schema_field(ActorSerializer)
 class RecordedByField(serializers.Field):
     """Who recorded a row: a staff user, an API client, or the system (null)."""
 
     def __init__(self, **kwargs):
-        super().__init__(source="*", read_only=True, **kwargs)
+        super().__init__(source="*", read_only=True, allow_null=True, **kwargs)
 
     def to_representation(self, instance):
         if instance.recorded_by_client_id:
@@ -98,19 +108,6 @@ class RecordedByField(serializers.Field):
             user = instance.recorded_by_user
             return {"type": "staff", "id": str(user.pk), "name": user.get_username()}
         return None
-
-
-RecordedByField = extend_schema_field(
-    {
-        "type": "object",
-        "nullable": True,
-        "properties": {
-            "type": {"type": "string", "enum": ["staff", "api_client"]},
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-        },
-    }
-)(RecordedByField)
 
 
 class WholeItemMixin:

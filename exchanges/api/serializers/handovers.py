@@ -17,6 +17,8 @@ from .fields import (
 
 
 class CommitmentSerializer(WholeItemMixin, StrictFieldsMixin, serializers.ModelSerializer):
+    """What a releasing party undertook to release under a negotiation."""
+
     party = uuid_related(Party.objects.all(), help_text="The releasing party.")
     count = count_field(
         required=False, allow_null=True, help_text="How many it undertook to release; null: all it holds (all for all)."
@@ -42,6 +44,8 @@ class ProgressSerializer(serializers.Serializer):
 
 
 class TransferSerializer(WholeItemMixin, StrictFieldsMixin, serializers.ModelSerializer):
+    """Detainees handed over from one party to another in a handover, counted three ways."""
+
     from_party = uuid_related(Party.objects.all(), help_text="The releasing party.")
     to_party = uuid_related(Party.objects.all(), help_text="The receiving party.")
     planned_count = count_field(required=False, allow_null=True)
@@ -60,6 +64,8 @@ class TransferSerializer(WholeItemMixin, StrictFieldsMixin, serializers.ModelSer
 
 
 class HandoverSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """A stage of carrying out an agreement: planned, done, postponed or cancelled."""
+
     state = serializers.ChoiceField(choices=HandoverState.choices, required=False)
     verified_by = uuid_related(Party.objects.all(), required=False, allow_null=True)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=LONG_TEXT)

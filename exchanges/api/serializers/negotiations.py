@@ -33,6 +33,8 @@ from .fields import (
 
 
 class ParticipantSerializer(WholeItemMixin, StrictFieldsMixin, serializers.ModelSerializer):
+    """A party taking part in a negotiation, and its role."""
+
     party = uuid_related(Party.objects.all())
     role = serializers.ChoiceField(choices=ParticipantRole.choices)
 
@@ -42,6 +44,8 @@ class ParticipantSerializer(WholeItemMixin, StrictFieldsMixin, serializers.Model
 
 
 class CoveredGroupSerializer(WholeItemMixin, StrictFieldsMixin, serializers.ModelSerializer):
+    """A detainee group a negotiation covers, with the counts proposed and released."""
+
     group = VisibleGroupField(pk_field=serializers.UUIDField())
     proposed_count = count_field(required=False, allow_null=True)
     released_count = count_field(required=False, allow_null=True)
@@ -52,6 +56,9 @@ class CoveredGroupSerializer(WholeItemMixin, StrictFieldsMixin, serializers.Mode
 
 
 class NegotiationSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """A prisoner-exchange negotiation: its parties, the groups it covers, its status and what was
+    committed and carried out. The status changes only through `status-changes/`."""
+
     participants = ParticipantSerializer(many=True, required=False)
     groups = CoveredGroupSerializer(many=True, required=False, source="covered_groups")
     commitments = CommitmentSerializer(
@@ -209,6 +216,8 @@ def _iso(value):
 
 
 class StatusChangeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """One move of a negotiation's status, in order (`sequence`), with when it happened."""
+
     to_status = serializers.ChoiceField(choices=NegotiationStatus.choices)
     occurred_at = OffsetDateTimeField(
         required=False, help_text="When it happened; defaults to now; may be in the past, never in the future."
@@ -248,6 +257,8 @@ class StatusChangeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 
 class EventSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """An event on a negotiation's timeline: a meeting, a proposal, a statement..."""
+
     occurred_at = OffsetDateTimeField()
     summary = serializers.CharField(max_length=LONG_TEXT)
     parties = uuid_related(Party.objects.all(), many=True, required=False)

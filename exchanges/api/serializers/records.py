@@ -23,6 +23,8 @@ from .fields import (
 
 
 class PartySerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """A negotiating party: a government, a de-facto authority, a mediator, the UN, the ICRC..."""
+
     country = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, max_length=2, help_text="ISO 3166-1 alpha-2 code."
     )
@@ -56,13 +58,28 @@ class PartySerializer(StrictFieldsMixin, serializers.ModelSerializer):
         return value
 
 
+class FigureSummarySerializer(serializers.Serializer):
+    """What the figures claimed about one metric of a group add up to."""
+
+    lowest = serializers.IntegerField()
+    highest = serializers.IntegerField()
+    reports = serializers.IntegerField(help_text="How many claims.")
+    sources = serializers.IntegerField(help_text="How many distinct sources (parties, or source texts).")
+    disputed = serializers.BooleanField(help_text="The claims disagree (lowest differs from highest).")
+
+
 class DetaineeGroupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """A group of detainees held by one party, affiliated with another, with a summary of
+    every figure claimed about it."""
+
     held_by = uuid_related(Party.objects.all())
     affiliated_with = uuid_related(Party.objects.all())
     estimated_count = count_field(required=False, allow_null=True)
     seriously_wounded_count = count_field(required=False, allow_null=True)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=LONG_TEXT)
-    figures_summary = serializers.SerializerMethodField()
+    figures_summary = serializers.SerializerMethodField(
+        help_text="Per metric claimed (the keys are `FigureMetricEnum` values): lowest and highest value, reports, distinct sources, disputed."
+    )
     recorded_by_party = recorded_by_party_field()
 
     class Meta:
@@ -85,27 +102,15 @@ class DetaineeGroupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
-    @extend_schema_field(
-        {
-            "type": "object",
-            "description": "Per metric: lowest and highest value claimed, reports, distinct sources, disputed.",
-            "additionalProperties": {
-                "type": "object",
-                "properties": {
-                    "lowest": {"type": "integer"},
-                    "highest": {"type": "integer"},
-                    "reports": {"type": "integer"},
-                    "sources": {"type": "integer"},
-                    "disputed": {"type": "boolean"},
-                },
-            },
-        }
-    )
+    @extend_schema_field(serializers.DictField(child=FigureSummarySerializer()))
     def get_figures_summary(self, group):
         return figures_summary(group.figures.all())
 
 
 class ReportedFigureSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """A figure claimed about a detainee group, with its source: kept side by side with the
+    other claims, never overwritten."""
+
     value = count_field()
     source_party = uuid_related(Party.objects.all(), required=False, allow_null=True)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=LONG_TEXT)
