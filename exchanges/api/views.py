@@ -257,6 +257,15 @@ def log_reads(principal, negotiations):
         audit.log_staff_access(principal, negotiations, channel=AccessLogEntry.Channel.API)
 
 
+#: The schema of a view of rows under one negotiation: every action takes its id.
+under_a_negotiation = extend_schema_view(
+    **{
+        action: extend_schema(parameters=[NEGOTIATION_PK])
+        for action in ("list", "create", "retrieve", "update", "partial_update", "destroy")
+    }
+)
+
+
 class NegotiationChildViewSet(RecordViewSet):
     """Rows that belong to one negotiation; a negotiation the caller may not see is a 404."""
 
@@ -304,14 +313,7 @@ class StatusChangeViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
         )
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[NEGOTIATION_PK]),
-    create=extend_schema(parameters=[NEGOTIATION_PK]),
-    retrieve=extend_schema(parameters=[NEGOTIATION_PK]),
-    update=extend_schema(parameters=[NEGOTIATION_PK]),
-    partial_update=extend_schema(parameters=[NEGOTIATION_PK]),
-    destroy=extend_schema(parameters=[NEGOTIATION_PK]),
-)
+@under_a_negotiation
 class EventViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
     """A negotiation's timeline, oldest first. Only the party that recorded an event
     changes or deletes it."""
@@ -336,14 +338,7 @@ class EventViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
         services.event_delete(event=instance, actor=self.request.user)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[NEGOTIATION_PK]),
-    create=extend_schema(parameters=[NEGOTIATION_PK]),
-    retrieve=extend_schema(parameters=[NEGOTIATION_PK]),
-    update=extend_schema(parameters=[NEGOTIATION_PK]),
-    partial_update=extend_schema(parameters=[NEGOTIATION_PK]),
-    destroy=extend_schema(parameters=[NEGOTIATION_PK]),
-)
+@under_a_negotiation
 class HandoverViewSet(mixins.ListModelMixin, NegotiationChildViewSet):
     """How an agreement is carried out, in order of `sequence`. Only the party that
     recorded a handover changes or deletes it; `transfers` sent replace the list."""
