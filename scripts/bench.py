@@ -42,7 +42,7 @@ def admin_url():
 
 
 #: Bump when `load` changes what it writes; schema changes are applied by migrating a reused dataset.
-DATA_VERSION = "3"  # 3: agreements carried out in handovers; rhythm and agreement times; groups stamped a day before
+DATA_VERSION = "4"  # 4: covered groups held by the sides; wounded released in done transfers; handovers during implementation; verified counts
 
 
 def schema_version():
@@ -97,15 +97,23 @@ def ensure_dataset(size):
 
 
 def load(size):
-    """COPY parties, groups, negotiations with participants, covered groups, status history and events."""
+    """COPY parties, groups, negotiations with participants, covered groups, status history
+    and events, and the agreements carried out: commitments, handovers and their transfers.
+
+    One connection per table, all committed at the end: foreign keys (Django's, and the
+    deferred participant keys of commitments and transfers) are checked at commit, and
+    the stack commits last-entered first, so entering children first makes every parent
+    (parties, groups, negotiations, participants, handovers) commit before its children.
+    """
     import psycopg
     from psycopg.types.json import Jsonb
 
     rnd = random.Random(size)
     parties = [(uuid.UUID(int=rnd.getrandbits(128)), f"B{n}") for n in range(50)]
-    group_count = max(100, size // 10)
+    group_count = max(100, size // 10) // 50 * 50
     groups = [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(group_count)]
     wounded = set(rnd.sample(range(group_count), group_count // 20))
+    group_wounded = [0] * group_count  # seriously wounded held in each group
     tables = {
         "party": "exchanges_party (id, created_at, updated_at, name, short_name, kind, country, aliases)",
         "group": "exchanges_detaineegroup (id, created_at, updated_at, name, held_by_id, affiliated_with_id, category, detained_since, location, estimated_count, seriously_wounded_count, notes)",
@@ -115,7 +123,7 @@ def load(size):
         "change": "exchanges_statuschange (id, created_at, updated_at, negotiation_id, sequence, from_status, to_status, occurred_at, recorded_at, note, source)",
         "event": "exchanges_event (id, created_at, updated_at, negotiation_id, kind, occurred_at, summary, source)",
         "commitment": "exchanges_commitment (negotiation_id, party_id, count, seriously_wounded_count, notes)",
-        "handover": "exchanges_handover (id, created_at, updated_at, negotiation_id, sequence, state, planned_on, occurred_on, location, source, notes)",
+        "handover": "exchanges_handover (id, created_at, updated_at, negotiation_id, sequence, state, planned_on, occurred_on, location, verified_by_id, source, notes)",
         "transfer": "exchanges_transfer (handover_id, negotiation_id, from_party_id, to_party_id, planned_count, released_count, received_count, verified_count, seriously_wounded_count, civilians_count)",
     }
     connections = {name: psycopg.connect(db_url(size)) for name in tables}
@@ -131,7 +139,8 @@ def load(size):
             write["party"]((party, NOW, NOW, f"Bench party {short}", short, "state", None, Jsonb([])))
         for n, group in enumerate(groups):
             estimate = rnd.randint(10, 2000)
-            write["group"]((group, NOW - timedelta(days=1), NOW - timedelta(days=1), f"Bench group {n}", parties[n % 50][0], parties[(n + 1) % 50][0], "combatants", None, "", estimate, rnd.randint(1, 9) if n in wounded else 0, ""))
+            group_wounded[n] = rnd.randint(1, 9) if n in wounded else 0
+            write["group"]((group, NOW - timedelta(days=1), NOW - timedelta(days=1), f"Bench group {n}", parties[n % 50][0], parties[(n + 1) % 50][0], "combatants", None, "", estimate, group_wounded[n], ""))
         kinds = ["meeting", "proposal", "statement", "counter_proposal", "verification"]
         for n in range(size):
             negotiation = uuid.UUID(int=rnd.getrandbits(128))
@@ -144,56 +153,110 @@ def load(size):
                 steps = 6
             times = sorted(start + timedelta(seconds=rnd.randint(0, max(1, age * 86400))) for _ in range(steps + rnd.randint(0, 6)))
             change_times, event_times = times[:steps], times[steps:]
-            status, previous = "proposed", "proposed"
+            status, previous, agreed_at = "proposed", "proposed", None
             for sequence, when in enumerate(change_times, start=1):
                 target = PATH[sequence - 1]
                 if sequence == steps and steps < 6 and rnd.random() < 0.2:
                     target = rnd.choice(["suspended", "collapsed"]) if previous != "proposed" else "rejected"
                 write["change"]((uuid.UUID(int=rnd.getrandbits(128)), when, when, negotiation, sequence, previous, target, when, when, "", ""))
                 previous = status = target
+                if target == "agreed":
+                    agreed_at = when  # the latest change to `agreed` (there is one at most here)
                 if target in ("suspended", "collapsed", "rejected"):
                     break
             for when in event_times:
                 write["event"]((uuid.UUID(int=rnd.getrandbits(128)), when, when, negotiation, rnd.choice(kinds), when, "Bench event", ""))
             taking_part = rnd.sample(range(50), 3)
-            sides = [parties[index][0] for index in taking_part if index % 3] or [parties[taking_part[0]][0]]
-            reached = [when for when, target in zip(change_times, PATH) if target == "agreed"]
-            agreed_at = reached[0] if reached and status in ("agreed", "implementing", "completed") else None
-            handover_days, recorded = [], 0
-            if agreed_at is not None and len(sides) >= 2:
-                # The agreement carried out: commitments of both sides, 1-4 handovers after it
-                # (mostly done, some planned), each side releasing to the other; some counts disputed.
-                committed = rnd.randint(20, 1000)
-                for side in sides[:2]:
-                    write["commitment"]((negotiation, side, committed, rnd.randint(0, 10), ""))
-                for sequence in range(1, rnd.randint(1, 4) + 1):
-                    handover, recorded = uuid.UUID(int=rnd.getrandbits(128)), sequence
-                    day = (agreed_at + timedelta(days=sequence)).date()
-                    done = status != "agreed" and day <= NOW.date() and rnd.random() < 0.85
-                    state = "done" if done else "planned"
-                    write["handover"]((handover, agreed_at, agreed_at, negotiation, sequence, state, day, day if done else None, "", "", ""))
-                    if done:
-                        handover_days.append(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
-                    for source, target in ((sides[0], sides[1]), (sides[1], sides[0])):
-                        released = rnd.randint(1, max(1, committed // 3)) if done else None
-                        received = (released - 1 if rnd.random() < 0.1 else released) if done else None
-                        write["transfer"]((handover, negotiation, source, target, rnd.randint(1, 300), released, received, None, None, None))
-            moments = sorted({*times, *handover_days})
+            sides = [(index, parties[index][0]) for index in taking_part if index % 3][:2]
+            mediator = next((parties[index][0] for index in taking_part if not index % 3), None)
+            # Covered groups: held by one of the two sides when there are two (what they
+            # exchange); otherwise any group, as before.
+            if len(sides) == 2:
+                covered = {rnd.choice(sides)[0] + 50 * rnd.randrange(group_count // 50) for _ in range(rnd.randint(1, 2))}
+            else:
+                covered = set(rnd.sample(range(group_count), rnd.randint(1, 2)))
+            proposed = {index: rnd.randint(1, 100) for index in sorted(covered)}
+            handover_days, handovers = [], 0
+            carried_out = rnd.random() < (0.5 if status == "completed" else 0.9)
+            if agreed_at is not None and status in ("agreed", "implementing", "completed") and len(sides) == 2 and carried_out:
+                handovers, handover_days, rows = agreement(rnd, negotiation, status, change_times, sides, mediator, proposed, group_wounded, write)
+                total += rows
+            moments = sorted([*times, *handover_days])
             gaps = sorted(later - earlier for earlier, later in zip(moments, moments[1:]))
             usual_gap = None if not gaps else (gaps[len(gaps) // 2] if len(gaps) % 2 else (gaps[len(gaps) // 2 - 1] + gaps[len(gaps) // 2]) / 2)
-            activities = len(times) + len(handover_days)
-            last = max([start, *times, *handover_days])
+            last = max([start, *moments])
             created = start + timedelta(seconds=n % 86400)
             visibility = rnd.choices(["all_partners", "participants", "staff_only"], [60, 35, 5])[0]
             due = opened + timedelta(days=rnd.randint(5, 90)) if status in OPEN and rnd.random() < 0.5 else None
             party_ids = Jsonb(sorted(str(parties[index][0]) for index in taking_part))
-            write["negotiation"]((negotiation, created, last, f"NEG-{opened.year}-{n + 1:07d}", f"Bench negotiation {n}", "", status, rnd.choice(["routine", "routine", "high", "urgent"]), visibility, opened, "", due, last, False, None, None, party_ids, agreed_at, activities, usual_gap, recorded))
+            write["negotiation"]((negotiation, created, last, f"NEG-{opened.year}-{n + 1:07d}", f"Bench negotiation {n}", "", status, rnd.choice(["routine", "routine", "high", "urgent"]), visibility, opened, "", due, last, False, None, None, party_ids, agreed_at, len(moments), usual_gap, handovers))
             for party_index in taking_part:
                 write["participant"]((negotiation, parties[party_index][0], "side" if party_index % 3 else "mediator"))
-            for group_index in rnd.sample(range(group_count), rnd.randint(1, 2)):
-                write["covered"]((negotiation, groups[group_index], rnd.randint(1, 100), None))
-            total += 1 + 3 + 2 + len(times)
+            for group_index, count in proposed.items():
+                write["covered"]((negotiation, groups[group_index], count, None))
+            total += 1 + 3 + len(proposed) + len(times)
     return total
+
+
+def agreement(rnd, negotiation, status, change_times, sides, mediator, proposed, group_wounded, write):
+    """An agreement carried out: each side's commitment (the groups it holds here and some
+    others; one in ten open-ended), then 1-4 handovers, each side releasing to the other.
+
+    Agreed: all still planned (one in ten postponed). Implementing: the first done and each
+    later one four times in five, else planned, the done ones between the start of the
+    implementation and now. Completed: all done, between the start of the implementation
+    and the completion. A done transfer's counts disagree one time in ten (disputed). The
+    seriously wounded a side holds here go first, in its first done handovers; one side in
+    ten releases only half of them (wounded still waiting), and a side whose handovers so
+    far are too small for them has some waiting too.
+    Returns (handovers, the start of each done handover's day, rows written)."""
+    begun = change_times[4] if status != "agreed" else None
+    end = change_times[5] if status == "completed" else NOW
+    count = rnd.randint(1, 4)
+    if status == "agreed":
+        states = ["postponed" if rnd.random() < 0.1 else "planned" for _ in range(count)]
+    elif status == "implementing":
+        states = ["done" if index == 0 or rnd.random() < 0.8 else "planned" for index in range(count)]
+        states.sort(key=lambda state: state != "done")  # the done ones first
+    else:
+        states = ["done"] * count
+    days = sorted((begun + (end - begun) * rnd.random()).date() for state in states if state == "done")
+    rows, plan = 0, {}
+    for side, party in sides:
+        held = [index for index in proposed if index % 50 == side]
+        holds_wounded = sum(group_wounded[index] for index in held)
+        committed = max(sum(proposed[index] for index in held) + rnd.randint(0, 200), holds_wounded, 1)
+        open_ended = rnd.random() < 0.1
+        write["commitment"]((negotiation, party, None if open_ended else committed, None if open_ended else holds_wounded, ""))
+        rows += 1
+        # [per handover planned, wounded still to release]
+        plan[side] = [max(1, committed // count), holds_wounded if rnd.random() < 0.9 else holds_wounded // 2]
+    done_days = []
+    for sequence, state in enumerate(states, start=1):
+        handover = uuid.UUID(int=rnd.getrandbits(128))
+        if state == "done":
+            day = days[len(done_days)]
+            occurred, planned_on = day, day - timedelta(days=rnd.randint(0, 7))
+            done_days.append(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+            stamp = max(done_days[-1], begun)
+        else:
+            occurred, planned_on, stamp = None, NOW.date() + timedelta(days=rnd.randint(1, 60)), change_times[3]
+        write["handover"]((handover, stamp, stamp, negotiation, sequence, state, planned_on, occurred, "Bench crossing", mediator if state == "done" else None, "", ""))
+        rows += 1
+        for (source, source_party), (_target, target_party) in (sides, sides[::-1]):
+            planned, waiting = plan[source]
+            if state == "done":
+                released = planned if rnd.random() < 0.9 else planned - rnd.randint(0, planned // 5)
+                wounded = min(waiting, released)
+                plan[source][1] -= wounded
+                received = released if rnd.random() < 0.9 else max(0, released - rnd.randint(1, 5))  # disputed
+                verified = received if mediator else None
+                counts = (planned, released, received, verified, wounded, rnd.randint(0, released // 10))
+            else:
+                counts = (planned, None, None, None, None, None)
+            write["transfer"]((handover, negotiation, source_party, target_party, *counts))
+            rows += 1
+    return len(states), done_days, rows
 
 
 # --- measurements -------------------------------------------------------------------------
@@ -270,7 +333,7 @@ def django_queries(size):
     from django.test.utils import CaptureQueriesContext
 
     from exchanges import services
-    from exchanges.models import DetaineeGroup, Negotiation, Party
+    from exchanges.models import DetaineeGroup, Handover, Negotiation, Party
 
     party = Party.objects.get(short_name="B0")
     _client, token = services.api_client_create(name="bench queries", party=party)
@@ -279,6 +342,7 @@ def django_queries(size):
     group = DetaineeGroup.objects.first()
     change = negotiation.status_changes.first() or Negotiation.objects.filter(visibility="all_partners", status_changes__isnull=False).first().status_changes.first()
     event = negotiation.events.first() or Negotiation.objects.filter(visibility="all_partners", events__isnull=False).first().events.first()
+    handover = Handover.objects.filter(negotiation__visibility="all_partners", state="done").order_by("-created_at").first()
     urls = {
         "parties list": "/api/v1/parties/", "party detail": f"/api/v1/parties/{party.pk}/",
         "groups list": "/api/v1/detainee-groups/", "group detail": f"/api/v1/detainee-groups/{group.pk}/",
@@ -288,6 +352,8 @@ def django_queries(size):
         "status change detail": f"/api/v1/negotiations/{change.negotiation_id}/status-changes/{change.pk}/",
         "events list": f"/api/v1/negotiations/{event.negotiation_id}/events/",
         "event detail": f"/api/v1/negotiations/{event.negotiation_id}/events/{event.pk}/",
+        "handovers list": f"/api/v1/negotiations/{handover.negotiation_id}/handovers/",
+        "handover detail": f"/api/v1/negotiations/{handover.negotiation_id}/handovers/{handover.pk}/",
         "flags list": "/api/v1/flags/", "webhooks list": "/api/v1/webhooks/",
     }
     client.get("/api/v1/parties/")
@@ -341,7 +407,9 @@ def django_scan(size):
     scan_stalls(full=True)  # every negotiation again, nothing to change (the daily safety net)
     full_seconds = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"first_s": first_seconds, "second_s": second_seconds, "full_noop_s": full_seconds, "raised": first["raised"], "second": second, "peak_mib": peak_kib / 1024}))
+    with connection.cursor() as cursor:
+        by_kind = dict(flags_by_kind(cursor))
+    print(json.dumps({"first_s": first_seconds, "second_s": second_seconds, "full_noop_s": full_seconds, "raised": first["raised"], "second": second, "peak_mib": peak_kib / 1024, "by_kind": by_kind}))
 
 
 def floor_scan(size):
@@ -355,21 +423,56 @@ def floor_scan(size):
             cursor.execute(FLOOR_CHANGES)  # what a partner's change feed needs of it
             seconds = time.perf_counter() - started
             raised = connection.execute("SELECT count(*) FROM tracker_flag").fetchone()[0]
-    return {"seconds": seconds, "raised": raised}
+            by_kind = dict(flags_by_kind(cursor))
+    return {"seconds": seconds, "raised": raised, "by_kind": by_kind}
+
+
+def flags_by_kind(cursor):
+    cursor.execute("SELECT kind, count(*) FROM tracker_flag WHERE resolved_at IS NULL GROUP BY kind ORDER BY kind")
+    return cursor.fetchall()
 
 
 # --- the run ------------------------------------------------------------------------------
 
 
+DATASET_SHAPE = {
+    "negotiations": "SELECT count(*) FROM exchanges_negotiation",
+    "open negotiations": "SELECT count(*) FROM exchanges_negotiation WHERE status NOT IN ('completed', 'rejected', 'collapsed')",
+    "agreed or implementing": "SELECT count(*) FROM exchanges_negotiation WHERE status IN ('agreed', 'implementing')",
+    "with agreed_at": "SELECT count(*) FROM exchanges_negotiation WHERE agreed_at IS NOT NULL",
+    "with a usual gap, 5+ activities": "SELECT count(*) FROM exchanges_negotiation WHERE usual_gap IS NOT NULL AND activity_count >= 5",
+    "status changes + events": "SELECT (SELECT count(*) FROM exchanges_statuschange) + (SELECT count(*) FROM exchanges_event)",
+    "commitments": "SELECT count(*) FROM exchanges_commitment",
+    "negotiations with handovers": "SELECT count(DISTINCT negotiation_id) FROM exchanges_handover",
+    "handovers done": "SELECT count(*) FROM exchanges_handover WHERE state = 'done'",
+    "handovers planned or postponed": "SELECT count(*) FROM exchanges_handover WHERE state <> 'done'",
+    "transfers": "SELECT count(*) FROM exchanges_transfer",
+    "transfers disputed (done)": "SELECT count(*) FROM exchanges_transfer WHERE released_count <> received_count",
+}
+
+
+def dataset_shape(size):
+    import psycopg
+
+    with psycopg.connect(db_url(size)) as connection:
+        return {name: connection.execute(sql).fetchone()[0] for name, sql in DATASET_SHAPE.items()}
+
+
 def measure(size):
     print(f"\n== {size:,} negotiations ==", flush=True)
     ensure_dataset(size)
-    results = {"queries": in_django(size, "queries")}
+    results = {"dataset": dataset_shape(size), "queries": in_django(size, "queries")}
     token = subprocess.run([sys.executable, "manage.py", "create_api_client", "--party", "B0", "--name", f"bench {time.time()}"], cwd=ROOT, env=app_env(size), capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     import psycopg
 
     with psycopg.connect(db_url(size)) as connection:
-        detail_id = connection.execute("SELECT id FROM exchanges_negotiation WHERE visibility = 'all_partners' ORDER BY created_at DESC LIMIT 1").fetchone()[0]
+        # The latest negotiation visible to all partners whose agreement is being carried out
+        # (commitments and a done handover): its detail reads commitments and progress.
+        detail_id = connection.execute(
+            "SELECT id FROM exchanges_negotiation n WHERE visibility = 'all_partners' AND EXISTS "
+            "(SELECT 1 FROM exchanges_handover h WHERE h.negotiation_id = n.id AND h.state = 'done') "
+            "ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()[0]
     app, floor = serve(size)
     try:
         since = (NOW - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -421,6 +524,19 @@ def report(all_results):
         lines.append(
             f"| {size:,} | {scan['first_s']:.2f} | {floor['seconds']:.2f} | {scan['first_s'] / floor['seconds']:.2f}x | {scan['raised']:,} (floor {floor['raised']:,}) | {scan['second_s'] * 1000:.0f} | {scan['full_noop_s'] * 1000:.0f} | {scan['peak_mib']:.0f} |"
         )
+    kinds = sorted({kind for results in all_results.values() for kind in (*results["scan"]["by_kind"], *results["floor scan"]["by_kind"])})
+    lines += ["", "Open flags after the first scan by kind, scan (floor):", ""]
+    lines.append("| size | " + " | ".join(kinds) + " |")
+    lines.append("|---:|" + "---:|" * len(kinds))
+    for size, results in all_results.items():
+        scan, floor = results["scan"]["by_kind"], results["floor scan"]["by_kind"]
+        lines.append(f"| {size:,} | " + " | ".join(f"{scan.get(kind, 0):,} ({floor.get(kind, 0):,})" for kind in kinds) + " |")
+    lines += ["", "## Datasets", ""]
+    names = list(next(iter(all_results.values()))["dataset"])
+    lines.append("| rows | " + " | ".join(f"{size:,}" for size in all_results) + " |")
+    lines.append("|---|" + "---:|" * len(all_results))
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{results['dataset'][name]:,}" for results in all_results.values()) + " |")
     sizes = list(all_results)
     if len(sizes) > 1:
         small, large = all_results[sizes[0]], all_results[sizes[-1]]
@@ -443,6 +559,7 @@ def main():
     for size in SIZES:
         results[size] = measure(size)
     print(f"\nmachine: {os.cpu_count()} cores; {SECONDS}s per HTTP measurement; {NOW.isoformat()}")
+    print("raw: " + json.dumps({str(size): figures for size, figures in results.items()}))
     report(results)
 
 
