@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import policy, selectors, services
 from ..choices import HandoverState, ParticipantRole
 from ..models import Commitment, Handover, Negotiation, Party, Transfer
-from .base import RecordTabularInline, is_saved
+from .base import EditedWithParentMixin, RecordTabularInline, is_saved
 
 #: PostgreSQL's integer: the most a count column holds.
 MAX_COUNT = 2_147_483_647
@@ -114,13 +114,14 @@ class CommitmentForm(PartsWithinWholeForm):
     parts = (("seriously_wounded_count", "count"),)
 
 
-class CommitmentInline(PartiesOfTheNegotiationMixin, RecordTabularInline):
+class CommitmentInline(PartiesOfTheNegotiationMixin, EditedWithParentMixin, RecordTabularInline):
     """What each releasing party undertook. Saved with the negotiation, as a whole list,
     through `services.negotiation_update` (NegotiationAdmin.save_related); whoever may
     change the negotiation may change them (the service asks the same). Not on the add
     page (NegotiationAdmin.get_inlines): the parties must take part first."""
 
     model = Commitment
+    parent_model = Negotiation
     form = CommitmentForm
     extra = 1
     fields = ["party", "count", "seriously_wounded_count", "notes"]
@@ -134,22 +135,6 @@ class CommitmentInline(PartiesOfTheNegotiationMixin, RecordTabularInline):
         if db_field.name == "notes":
             kwargs["widget"] = forms.Textarea(attrs={"rows": 1, "cols": 30})
         return super().formfield_for_dbfield(db_field, request, **kwargs)
-
-    def _may_edit(self, request, obj):
-        """Whether the login may change this negotiation (obj None: negotiations at all)."""
-        return policy.allows(request.user, "change", obj if is_saved(obj) else Negotiation)
-
-    def has_view_permission(self, request, obj=None):
-        return policy.has_model_perm(request.user, Commitment) or self._may_edit(request, obj)
-
-    def has_add_permission(self, request, obj=None):
-        return self._may_edit(request, obj)
-
-    def has_change_permission(self, request, obj=None):
-        return self._may_edit(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return self._may_edit(request, obj)
 
 
 def commitments_from(formset):

@@ -218,6 +218,30 @@ class RecordTabularInline(PolicyInlineMixin, admin.TabularInline):
     """The base of every inline here and in the tracker."""
 
 
+class EditedWithParentMixin:
+    """An inline whose rows are written by the parent's service as one list (commitments
+    by `negotiation_update`, transfers by `handover_update`): editable by whoever may
+    change the parent (`parent_model`), seen also with the rows' own view permission."""
+
+    parent_model = None
+
+    def _may_edit(self, request, obj):
+        """Whether the login may change this parent (obj None: such parents at all)."""
+        return policy.allows(request.user, "change", obj if is_saved(obj) else self.parent_model)
+
+    def has_view_permission(self, request, obj=None):
+        return policy.has_model_perm(request.user, self.model) or self._may_edit(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return self._may_edit(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_edit(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may_edit(request, obj)
+
+
 class AuditedAdminMixin:
     """Adds a read-only “Who changed what” section listing the object's audit entries, for
     logins that may read the audit trail."""

@@ -12,12 +12,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .. import policy, services
+from .. import services
 from ..choices import HandoverState
 from ..models import Handover, Transfer
 from ..spreadsheets import CsvExportMixin
 from .agreement import PartiesOfTheNegotiationMixin, PartsWithinWholeForm, is_overdue
-from .base import AuditedAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, changed_fields, is_saved
+from .base import AuditedAdminMixin, EditedWithParentMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, changed_fields, is_saved
 
 DISPUTE_COUNTS = ("released_count", "received_count", "verified_count")
 
@@ -65,12 +65,13 @@ class TransferForm(PartsWithinWholeForm):
         return data
 
 
-class TransferInline(PartiesOfTheNegotiationMixin, RecordTabularInline):
+class TransferInline(PartiesOfTheNegotiationMixin, EditedWithParentMixin, RecordTabularInline):
     """The transfers of a handover, between parties taking part; the rows replace the list
     through `services.handover_update` (HandoverAdmin.save_related). Editable by whoever
     may change the handover (the policy, as the service asks it)."""
 
     model = Transfer
+    parent_model = Handover
     form = TransferForm
     extra = 1
     fields = ["from_party", "to_party", *services.TRANSFER_COUNTS]
@@ -81,22 +82,6 @@ class TransferInline(PartiesOfTheNegotiationMixin, RecordTabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("from_party", "to_party")
-
-    def _may_edit(self, request, obj):
-        """Whether the login may change this handover (obj None: handovers at all)."""
-        return policy.allows(request.user, "change", obj if is_saved(obj) else Handover)
-
-    def has_view_permission(self, request, obj=None):
-        return policy.has_model_perm(request.user, Transfer) or self._may_edit(request, obj)
-
-    def has_add_permission(self, request, obj=None):
-        return self._may_edit(request, obj)
-
-    def has_change_permission(self, request, obj=None):
-        return self._may_edit(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return self._may_edit(request, obj)
 
 
 class OverdueFilter(admin.SimpleListFilter):

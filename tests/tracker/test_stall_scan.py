@@ -142,11 +142,12 @@ def test_stall_rules_edited_by_staff_take_effect():
 def test_the_scan_runs_a_fixed_number_of_statements_however_many_negotiations(django_assert_max_num_queries):
     for days in range(30, 60):
         silent(days, priority="high")
-    # Four flag kinds, each a handful of set-based statements, whatever the number of rows.
-    with django_assert_max_num_queries(40):
+    # Four flag kinds, each a handful of set-based statements, whatever the number of rows
+    # (SQLite raises each kind's flags in three statements where PostgreSQL uses one).
+    with django_assert_max_num_queries(45):
         scan_stalls()
     assert len(open_flags()) == 30
-    with django_assert_max_num_queries(40):
+    with django_assert_max_num_queries(45):
         scan_stalls(now=timezone.now() + timedelta(days=90))
 
 
