@@ -250,6 +250,17 @@ def test_preconditions_answer_412_and_304_and_writes_carry_etags(contract, ukrai
     contract.check(api.delete(event), "DELETE", event, 204)
 
 
+def test_a_replayed_webhook_creation_matches_the_schema_without_its_secret(contract, ukraine, make_api):
+    """CI's schemathesis found it: the replay answers 201 without `secret` (never kept)."""
+    api = make_api(ukraine)
+    body = {"url": "https://hooks.example.org/in", "events": ["negotiation.stalled"]}
+    first = api.post("/api/v1/webhooks/", body, format="json", HTTP_IDEMPOTENCY_KEY="hook-replay")
+    assert "secret" in contract.check(first, "POST", "/api/v1/webhooks/", 201)
+    again = api.post("/api/v1/webhooks/", body, format="json", HTTP_IDEMPOTENCY_KEY="hook-replay")
+    assert again["Idempotent-Replayed"] == "true"
+    assert "secret" not in contract.check(again, "POST", "/api/v1/webhooks/", 201)
+
+
 def test_too_many_requests_answer_429_with_retry_after(contract, ukraine, make_api, monkeypatch):
     from exchanges.api.throttling import PrincipalRateThrottle
 

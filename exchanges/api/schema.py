@@ -425,6 +425,21 @@ def _webhook_headers(result):
             ]
 
 
+#: Properties a response may leave out though drf-spectacular marks every read-only field
+#: required: the secret of a webhook subscription is in the creating response only, and a
+#: replay of the same `Idempotency-Key` answers without it (it is never stored).
+SOMETIMES_ABSENT = {"WebhookSubscriptionCreated": ("secret",)}
+
+
+def _sometimes_absent(result):
+    schemas = result["components"]["schemas"]
+    for name, properties in SOMETIMES_ABSENT.items():
+        schema = schemas.get(name)
+        if schema is None:
+            continue
+        schema["required"] = [prop for prop in schema.get("required", []) if prop not in properties]
+
+
 def postprocess(result, generator, request, public, **kwargs):
     """The POSTPROCESSING_HOOKS entry (after drf-spectacular's enum naming)."""
     components = result.setdefault("components", {})
@@ -441,6 +456,7 @@ def postprocess(result, generator, request, public, **kwargs):
         document(schema_operation, operation)
     _named_enums(result)
     _webhook_headers(result)
+    _sometimes_absent(result)
     _null_as_3_1(result)
     _prune(result)
     return result

@@ -97,9 +97,12 @@ class WebhookSubscriptionSerializer(StrictFieldsMixin, serializers.ModelSerializ
 
 
 class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
-    """The creation response: the only time the secret is shown."""
+    """The creation response: the only time the secret is shown (a replay of the same
+    `Idempotency-Key` answers without it: it is never kept)."""
 
-    secret = serializers.CharField(read_only=True)
+    secret = serializers.CharField(
+        read_only=True, help_text="Shown in this response only; absent from an idempotent replay of it."
+    )
 
 
 @extend_schema_field(WebhookPayloadSerializer)
