@@ -6,10 +6,11 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..choices import OPEN
+from ..choices import AGREED_STATUSES, OPEN
 
 MAX_COUNT = 2_147_483_647
 OPEN_STATUS_VALUES = sorted(str(status) for status in OPEN)
+AGREED_STATUS_VALUES = sorted(str(status) for status in AGREED_STATUSES)
 
 
 #: The earliest date the record takes (an earlier one is a typo, not history).

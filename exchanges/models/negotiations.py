@@ -15,7 +15,7 @@ from ..choices import (
     Priority,
     Visibility,
 )
-from .base import OPEN_STATUS_VALUES, TimestampedModel, refuse_future_date, refuse_unlikely_plan
+from .base import AGREED_STATUS_VALUES, OPEN_STATUS_VALUES, TimestampedModel, refuse_future_date, refuse_unlikely_plan
 from .parties import DetaineeGroup, Party, Team, recorded_by_party_field
 
 
@@ -144,6 +144,14 @@ class Negotiation(TimestampedModel):
                 condition=Q(status__in=OPEN_STATUS_VALUES, next_step_due__isnull=False),
                 name="negotiation_open_due",
             ),
+            # The scan's crossing of the wounded rule's days since agreement.
+            models.Index(
+                fields=["agreed_at"],
+                condition=Q(status__in=AGREED_STATUS_VALUES, agreed_at__isnull=False),
+                name="negotiation_agreed_since",
+            ),
+            # And, on PostgreSQL, the off-rhythm crossings: two expression indexes made by
+            # migration 0016 (`RHYTHM_INDEX_SQL` in `tracker.services`).
         ]
 
     def __str__(self):

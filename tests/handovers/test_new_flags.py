@@ -146,3 +146,52 @@ def test_activities_at_the_same_moment_are_one_step_of_the_rhythm():
         record.event_create(negotiation=negotiation, actor=None, kind="statement", occurred_at=event.occurred_at, summary="same moment")
     negotiation.refresh_from_db()
     assert negotiation.activity_count == 8 and negotiation.usual_gap == timedelta(days=5)
+
+
+def last_scan_was_incremental():
+    from tracker.models import ScanRun
+
+    return not ScanRun.objects.order_by("-as_of").first().full
+
+
+def written_yesterday(*negotiations):
+    """Out of the incremental scan's "written since the last scan" (and its covered groups'
+    figures): only a threshold crossing brings these into its scope."""
+    from exchanges.models import DetaineeGroup, Negotiation
+
+    yesterday = timezone.now() - timedelta(days=1)
+    ids = [negotiation.pk for negotiation in negotiations]
+    Negotiation.objects.filter(pk__in=ids).update(updated_at=yesterday)
+    DetaineeGroup.objects.filter(coverage__negotiation__in=ids).update(updated_at=yesterday)
+
+
+def test_an_incremental_scan_sees_a_rhythm_broken_and_then_very_broken(settings):
+    """The crossing of 3x and 6x the usual gap is found by the incremental scan's scope
+    (on PostgreSQL a range on an indexed expression), not only by a full pass."""
+    settings.TRACKER_FULL_SCAN_SECONDS = 30 * 86400
+    # Every 3 days, silent for 8 days: 3x its gap is 9 days, one day from now.
+    negotiation = with_rhythm(gap_days=3, activities=6, last_days_ago=8)
+    unrelated = with_rhythm(gap_days=30, activities=6, last_days_ago=8)
+    written_yesterday(negotiation, unrelated)
+    scan_stalls()
+    assert open_flags(negotiation, "off_rhythm") == set()
+    scan_stalls(now=timezone.now() + timedelta(days=1, hours=1))
+    assert last_scan_was_incremental() and open_flags(negotiation, "off_rhythm") == {"overdue"}
+    scan_stalls(now=timezone.now() + timedelta(days=10, hours=1))  # 6x: 18 days silent
+    assert last_scan_was_incremental() and open_flags(negotiation, "off_rhythm") == {"very_overdue"}
+    assert open_flags(unrelated, "off_rhythm") == set()
+
+
+def test_an_incremental_scan_sees_wounded_waiting_once_the_days_since_agreement_pass(settings, ukraine, russia, garrison):
+    settings.TRACKER_FULL_SCAN_SECONDS = 30 * 86400
+    negotiation = agreed(2, groups=[garrison], participants=[(ukraine, "side"), (russia, "side")])
+    released = agreed(2, groups=[garrison], participants=[(ukraine, "side"), (russia, "side")])
+    handover(released, (russia, ukraine, {"released_count": 60, "seriously_wounded_count": 52}))
+    written_yesterday(negotiation, released)
+    scan_stalls()
+    assert open_flags(negotiation, "wounded_waiting") == set()
+    scan_stalls(now=timezone.now() + timedelta(days=1, hours=1))
+    assert last_scan_was_incremental() and open_flags(negotiation, "wounded_waiting") == {"overdue"}
+    scan_stalls(now=timezone.now() + timedelta(days=5, hours=1))
+    assert last_scan_was_incremental() and open_flags(negotiation, "wounded_waiting") == {"very_overdue"}
+    assert open_flags(released, "wounded_waiting") == set()
