@@ -187,15 +187,18 @@ class BadCursor(ValueError):
 
 SEAL_LOCK = 7_310_110  # one sealer at a time (any constant of our own)
 SEAL_BATCH = 10_000
-SEAL = f"""UPDATE exchanges_change SET position = numbered.top + numbered.n
+#: After a write of many (a first stall scan at a million negotiations writes 370,000 rows):
+#: 2.1 s in batches of 100,000 against 3.2 s in batches of 10,000, measured.
+SEAL_ALL_BATCH = 100_000
+SEAL = """UPDATE exchanges_change SET position = numbered.top + numbered.n
     FROM (SELECT c.id, row_number() OVER (ORDER BY c.id) AS n, top.top
-          FROM (SELECT id FROM exchanges_change WHERE position IS NULL ORDER BY id LIMIT {SEAL_BATCH}) c,
+          FROM (SELECT id FROM exchanges_change WHERE position IS NULL ORDER BY id LIMIT %s) c,
                (SELECT coalesce(max(position), 0) AS top FROM exchanges_change) top) numbered
     WHERE exchanges_change.id = numbered.id"""
 
 
-def seal():
-    """Number up to SEAL_BATCH committed rows that have no position yet, after every
+def seal(batch=SEAL_BATCH):
+    """Number up to `batch` committed rows that have no position yet, after every
     numbered one, in id order (a change that depends on another was written after it).
     One sealer at a time, in its own transaction, so the highest position it reads is
     final; a reader that finds another sealer at work reads what is numbered already
@@ -211,13 +214,13 @@ def seal():
                 cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK])
                 if not cursor.fetchone()[0]:
                     return 0
-            cursor.execute(SEAL)
+            cursor.execute(SEAL, [batch])
             return cursor.rowcount
 
 
 def seal_all():
     """Number every committed row (after a write of many, such as a stall scan)."""
-    while seal() == SEAL_BATCH:
+    while seal(SEAL_ALL_BATCH) == SEAL_ALL_BATCH:
         pass
 
 
