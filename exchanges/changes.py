@@ -145,7 +145,9 @@ def record_rows(kind, queryset, *, at, created_q=None):
     action = "'updated'"
     params = [at]
     if created_q is not None:
-        created_sql, created_params = model.objects.filter(created_q).order_by().values("pk").query.sql_with_params()
+        # Within `queryset`: an incremental scan's few flags, not every flag raised at `at`
+        # looked up among 200,000 (95 ms at a million negotiations).
+        created_sql, created_params = queryset.filter(created_q).order_by().values("pk").query.sql_with_params()
         action = f"CASE WHEN t.id IN ({created_sql}) THEN 'created' ELSE 'updated' END"
         params += list(created_params)
     with connection.cursor() as cursor:

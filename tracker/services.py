@@ -244,14 +244,16 @@ def scan_stalls(*, now=None, full=False):
     last = ScanRun.objects.order_by("-as_of", "-id").first()
     written = None if full or last is None else _written_since(last, now)
     scope = None if written is None else _incremental_scope(now, rules, last, written)
+    if scope is None and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # A full pass joins, sorts and hashes hundreds of thousands of rows, beyond the
+            # default 4 MB (which sent the audit entries' plan to disk at a million).
+            cursor.execute("SET LOCAL work_mem = %s", [SCAN_WORK_MEM])
     summary = _scan(now=now, rules=rules, scope=scope)
     summary["open"] = _open_count(scope, summary, last, written)
-    if summary["raised"] + summary["resolved"] >= ANALYZE_AFTER and connection.vendor == "postgresql":
-        # Thousands of flags appeared or closed at once (a first scan over an existing record):
-        # refresh the planner's statistics now rather than when autovacuum gets round to it,
-        # or the next scans plan their anti-joins for the empty table it last saw.
+    if _many(summary):
         with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {Flag._meta.db_table}, {Negotiation._meta.db_table}")
+            cursor.execute(f"ANALYZE {Negotiation._meta.db_table}")  # which are stalled now
     ScanRun.objects.create(
         as_of=now,
         full=scope is None,
@@ -266,6 +268,15 @@ def scan_stalls(*, now=None, full=False):
 
 SCAN_RUN_RETENTION = timedelta(days=30)
 ANALYZE_AFTER = 5_000
+SCAN_WORK_MEM = "64MB"
+
+
+def _many(summary):
+    """Thousands of flags appeared or closed at once (a first scan over an existing record):
+    the planner's statistics are refreshed now rather than when autovacuum gets round to
+    it, or the next statements plan their joins and anti-joins for the empty table it last
+    saw (the audit entries of 225,000 flags: 4.1 s with stale statistics, 2.9 s fresh)."""
+    return summary["raised"] + summary["resolved"] >= ANALYZE_AFTER and connection.vendor == "postgresql"
 #: Writes stamped before a scan's "now" may commit after it read the table; look back this far.
 SCAN_OVERLAP = timedelta(minutes=10)
 #: Beyond this many negotiations to look at, one full pass is cheaper than a long id list
@@ -356,6 +367,9 @@ def _scan(*, now, rules, scope):
         ).update(level=FlagLevel.OVERDUE, updated_at=now)
         new = overdue.exclude(Exists(Flag.objects.filter(negotiation=OuterRef("pk"), kind=kind, resolved_at__isnull=True)))
         summary["raised"] += _raise(new, kind=kind, very_q=very_q, now=now)
+    if _many(summary):
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Flag._meta.db_table}")
     _sync_stalled(now, scope)
     _after_flag_changes(now=now, negotiation_ids=scope)
     return summary
@@ -510,7 +524,7 @@ def _audit_in_sql(changed, *, now, context):
         "WHEN f.escalated_at = %s THEN jsonb_build_object('level', jsonb_build_array('overdue', f.level)) "
         f"ELSE {created} END "
         f"FROM {Flag._meta.db_table} f JOIN {Negotiation._meta.db_table} n ON n.id = f.negotiation_id "
-        f"WHERE f.id IN ({select}) ORDER BY f.id"
+        f"WHERE f.id IN ({select})"
     )
     actor = audit.actor_fields(None)
     params = [
