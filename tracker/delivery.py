@@ -1,8 +1,14 @@
 """Sending the outbox: signed webhooks (Standard Webhooks) and emails.
 
-Deliveries are leased before sending, so two workers never send the same one at once
-and a worker that dies mid-send only delays it until the lease runs out: delivery is
-at least once, and receivers de-duplicate on `webhook-id`.
+Each subscription is its own queue: a task sends one subscription's due deliveries in
+order (`send_for_subscription`), at most TRACKER_WEBHOOK_CONCURRENCY at once (one while its
+receiver fails), and a circuit breaker pauses a receiver that keeps failing, so a slow or
+failing receiver holds at most one worker slot for a while, never the others' webhooks.
+
+A delivery is leased before sending, so two workers never send the same one at once; the
+attempt is logged as `started` before the request goes out, so one cut short by a crash is
+in the log (marked `interrupted` once its lease runs out) and retried on the schedule.
+Delivery is at least once: receivers de-duplicate on `webhook-id`.
 """
 import base64
 import hashlib
@@ -14,6 +20,7 @@ import socket
 import http.client
 import ssl
 import time
+import uuid
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -29,11 +36,10 @@ from exchanges.policy import may_see_negotiation
 
 from . import notify
 from .choices import DeliveryStatus
-from .models import DeliveryAttempt, EmailNotification, WebhookDelivery
+from .models import DeliveryAttempt, EmailNotification, WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
 BATCH = 100
 MAX_EMAIL_ATTEMPTS = 10
 
@@ -66,10 +72,12 @@ def _refuse_address(address):
         raise UnsafeURL(_("Points at a private, shared or loopback address."))
 
 
-def check_url(url, *, resolve):
-    """Refuse non-HTTP URLs, and URLs that reach private or loopback addresses unless
-    TRACKER_WEBHOOK_ALLOW_PRIVATE is set. A host name that does not resolve yet passes
-    at subscription time and is checked again before every send.
+def check_url(url, *, resolve, sending=False):
+    """Refuse non-HTTP URLs, plain http ones where TRACKER_WEBHOOK_REQUIRE_HTTPS is on (the
+    default unless DEBUG; checked when a subscription is written, not at `sending`), and
+    URLs that reach private or loopback addresses unless TRACKER_WEBHOOK_ALLOW_PRIVATE is
+    set. A host name that does not resolve yet passes at subscription time and is checked
+    again before every send.
 
     Returns the address to connect to (the first one checked), so that the request goes
     to an address that was checked, not to whatever a second lookup answers (DNS
@@ -78,6 +86,8 @@ def check_url(url, *, resolve):
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeURL(_("Must be an http or https URL."))
+    if parts.scheme != "https" and not sending and getattr(settings, "TRACKER_WEBHOOK_REQUIRE_HTTPS", True):
+        raise UnsafeURL(_("Must be an https URL: webhooks carry signed records and are not sent in clear text."))
     if parts.username or parts.password:
         raise UnsafeURL(_("Must not carry credentials."))
     if _allow_private():
@@ -149,28 +159,153 @@ def retry_schedule():
     return list(getattr(settings, "TRACKER_WEBHOOK_RETRY_SCHEDULE", [5, 60, 300, 1800, 7200, 18000, 36000, 43200, 86400, 86400, 86400]))
 
 
-def lease_due_deliveries(*, now=None, limit=BATCH):
-    """Claim up to `limit` due deliveries for sending; returns their ids."""
+def lease_seconds():
+    """How long one attempt may hold its delivery: three times the receiver's timeout (the
+    connection, the request and the answer each have it), at least 10 s. A worker that dies
+    mid-attempt delays the delivery by this much at most."""
+    return max(10, 3 * getattr(settings, "TRACKER_WEBHOOK_TIMEOUT_SECONDS", 5))
+
+
+def _setting(name, default):
+    return getattr(settings, name, default)
+
+
+INTERRUPTED = _("Interrupted: the worker stopped before the receiver's answer was recorded; it may have received it.")
+
+
+def _pending():
+    return WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING)
+
+
+def _release(stale, *, now):
+    """Give back deliveries whose lease ran out (or whose holder came back after its worker
+    died): their `started` attempts are marked interrupted, and a last allowed attempt that
+    was interrupted gives up. Returns the earliest retry among them."""
+    released = list(stale.values_list("pk", "attempts", "next_attempt_at"))
+    if not released:
+        return None
+    ids = [pk for pk, _attempts, _next in released]
+    DeliveryAttempt.objects.filter(delivery_id__in=ids, outcome=DeliveryAttempt.Outcome.STARTED).update(
+        outcome=DeliveryAttempt.Outcome.INTERRUPTED, error=INTERRUPTED
+    )
+    last = len(retry_schedule()) + 1
+    WebhookDelivery.objects.filter(pk__in=ids).update(leased_until=None, leased_by="", updated_at=now)
+    WebhookDelivery.objects.filter(pk__in=ids, attempts__gte=last).update(
+        status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=INTERRUPTED
+    )
+    return min((when for _pk, attempts, when in released if when and attempts < last), default=None)
+
+
+def release_expired_leases(*, now=None):
+    """Across every subscription (the dispatcher's tick): attempts whose worker died."""
     now = now or timezone.now()
     with transaction.atomic():
-        due = (
-            WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-            .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-            .order_by("next_attempt_at")
+        return _release(_pending().filter(leased_until__lt=now), now=now)
+
+
+def subscriptions_with_due_work(*, now=None):
+    """Subscriptions that have a delivery due, not being sent, and are not paused."""
+    now = now or timezone.now()
+    due = (
+        _pending()
+        .filter(next_attempt_at__lte=now)
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        .exclude(subscription__paused_until__gt=now)
+    )
+    return list(due.order_by().values_list("subscription_id", flat=True).distinct())
+
+
+def lease_next(subscription_id, *, lessee, now):
+    """Claim the subscription's next due delivery for `lessee` (a task id); None when there
+    is none, when it is paused (circuit open), or when it already has as many in flight as
+    it may (TRACKER_WEBHOOK_CONCURRENCY; one while its receiver is failing).
+
+    The subscription's row is locked while counting, so its concurrency holds across
+    workers; each subscription is its own queue and never waits for another's."""
+    with transaction.atomic():
+        subscription = (
+            WebhookSubscription.objects.select_for_update().filter(pk=subscription_id)
+            .only("pk", "consecutive_failures", "paused_until").first()
         )
-        ids = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
-        WebhookDelivery.objects.filter(pk__in=ids).update(leased_until=now + LEASE)
+        if subscription is None:
+            return None
+        mine = _pending().filter(subscription_id=subscription_id)
+        retry_at = _release(
+            mine.filter(leased_until__isnull=False).filter(Q(leased_until__lt=now) | Q(leased_by=lessee)), now=now
+        )
+        if retry_at is not None and retry_at > now:
+            countdown = (retry_at - now).total_seconds()
+            transaction.on_commit(lambda: notify.kick(countdown=countdown), robust=True)
+        if subscription.paused_until and subscription.paused_until > now:
+            return None
+        limit = 1 if subscription.consecutive_failures else max(1, _setting("TRACKER_WEBHOOK_CONCURRENCY", 2))
+        if mine.filter(leased_until__gte=now).count() >= limit:
+            return None
+        candidate = (
+            mine.filter(next_attempt_at__lte=now, leased_until__isnull=True)
+            .order_by("next_attempt_at", "created_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if candidate is not None:
+            WebhookDelivery.objects.filter(pk=candidate).update(
+                leased_until=now + timedelta(seconds=lease_seconds()), leased_by=lessee
+            )
+        return candidate
+
+
+def send_for_subscription(subscription_id, *, lessee=None, now=None, budget=None):
+    """Send a subscription's due deliveries one after another, for at most `budget` seconds
+    (TRACKER_WEBHOOK_RUN_SECONDS). Returns (sent, more): `more` when the budget ran out
+    first, so that the caller hands the worker to others and continues later."""
+    lessee = lessee or uuid.uuid4().hex
+    budget = _setting("TRACKER_WEBHOOK_RUN_SECONDS", 10) if budget is None else budget
+    deadline = time.monotonic() + budget
+    sent = 0
+    while time.monotonic() < deadline:
+        delivery_id = lease_next(subscription_id, lessee=lessee, now=now or timezone.now())
+        if delivery_id is None:
+            return sent, False
+        deliver(delivery_id, lessee=lessee, now=now)
+        sent += 1
+    return sent, True
+
+
+def lease_due_deliveries(*, now=None, limit=BATCH):
+    """Claim up to `limit` due deliveries at once, whatever their subscription, for
+    `deliver(id)` (a shell, scripts/client_check.py; the worker sends per subscription)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        _release(_pending().filter(leased_until__lt=now), now=now)
+        due = (
+            _pending().filter(next_attempt_at__lte=now, leased_until__isnull=True)
+            .exclude(subscription__paused_until__gt=now).order_by("next_attempt_at")
+        )
+        ids = list(due.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True)[:limit])
+        WebhookDelivery.objects.filter(pk__in=ids).update(leased_until=now + timedelta(seconds=lease_seconds()), leased_by="")
     return ids
 
 
-def deliver(delivery_id, *, now=None):
-    """Make one attempt at one delivery and record it. Returns the delivery's new status."""
+def send_due(*, now=None):
+    """Everything due, every subscription in turn, in this process (tests, a shell)."""
+    release_expired_leases(now=now)
+    return sum(send_for_subscription(pk, now=now, budget=float("inf"))[0] for pk in subscriptions_with_due_work(now=now))
+
+
+def deliver(delivery_id, *, lessee="", now=None):
+    """Make one attempt at one delivery leased by `lessee`, and record it. Returns the
+    delivery's new status.
+
+    The attempt is written (`started`, with its retry already scheduled) and committed
+    before anything is sent: if the worker dies during the request, the log still shows it,
+    and it is retried on the schedule like a failed one."""
     try:
         delivery = WebhookDelivery.objects.select_related("subscription__client", "negotiation").filter(pk=delivery_id).first()
     except ImproperlyConfigured as error:  # its secret cannot be decrypted with the keys set
         logger.error("Webhook delivery %s: %s", delivery_id, error)
         WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).update(
-            leased_until=None, last_error=str(error)[:1000], next_attempt_at=timezone.now() + timedelta(minutes=5)
+            leased_until=None, leased_by="", last_error=str(error)[:1000], next_attempt_at=timezone.now() + timedelta(minutes=5)
         )
         return DeliveryStatus.PENDING
     if delivery is None or delivery.status != DeliveryStatus.PENDING:
@@ -189,10 +324,14 @@ def deliver(delivery_id, *, now=None):
         dropped = None
     if dropped:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            status=DeliveryStatus.CANCELLED, leased_until=None, next_attempt_at=None, last_error=dropped, updated_at=timezone.now()
+            status=DeliveryStatus.CANCELLED, leased_until=None, leased_by="", next_attempt_at=None, last_error=dropped,
+            updated_at=timezone.now(),
         )
         return DeliveryStatus.CANCELLED
 
+    attempt = _start_attempt(delivery.pk, lessee=lessee, now=now or timezone.now())
+    if attempt is None:
+        return WebhookDelivery.objects.values_list("status", flat=True).get(pk=delivery.pk)
     body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     timestamp = int(time.time())
     headers = {
@@ -204,7 +343,7 @@ def deliver(delivery_id, *, now=None):
     }
     started = time.monotonic()
     try:
-        address = check_url(subscription.url, resolve=True)
+        address = check_url(subscription.url, resolve=True, sending=True)
         if address is None and not _allow_private():
             # The name did not resolve now: never connect by name (a second lookup could
             # answer an unchecked address); an attempt that failed, retried on schedule.
@@ -217,49 +356,88 @@ def deliver(delivery_id, *, now=None):
     except UnsafeURL as exc:
         status_code, excerpt, error, unsafe = None, "", str(exc), True
     duration_ms = int((time.monotonic() - started) * 1000)
-    now = now or timezone.now()
-    return _record(delivery, status_code=status_code, excerpt=excerpt, error=error, unsafe=unsafe, duration_ms=duration_ms, now=now)
+    return _record(
+        delivery.pk, attempt, lessee=lessee, status_code=status_code, excerpt=excerpt, error=error, unsafe=unsafe,
+        duration_ms=duration_ms, now=now or timezone.now(),
+    )
 
 
 @transaction.atomic
-def _record(delivery, *, status_code, excerpt, error, unsafe, duration_ms, now):
-    DeliveryAttempt.objects.create(
-        delivery=delivery, attempted_at=now, status_code=status_code, error=error, duration_ms=duration_ms, response_excerpt=excerpt
-    )
-    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+def _start_attempt(delivery_id, *, lessee, now):
+    """The attempt, logged as started, and the retry it would need, scheduled already; None
+    when the lease is no longer this lessee's."""
+    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+    if delivery.status != DeliveryStatus.PENDING or delivery.leased_by != lessee:
+        return None
+    schedule = retry_schedule()
     delivery.attempts += 1
+    # A last attempt that is interrupted gives up once its lease runs out (`_release`).
+    delay = schedule[delivery.attempts - 1] if delivery.attempts <= len(schedule) else lease_seconds()
+    delivery.next_attempt_at = now + timedelta(seconds=delay)
+    delivery.save(update_fields=["attempts", "next_attempt_at", "updated_at"])
+    return DeliveryAttempt.objects.create(delivery=delivery, attempted_at=now, outcome=DeliveryAttempt.Outcome.STARTED)
+
+
+@transaction.atomic
+def _record(delivery_id, attempt, *, lessee, status_code, excerpt, error, unsafe, duration_ms, now):
+    """The attempt's outcome, the delivery's new state and the subscription's breaker."""
+    succeeded = status_code is not None and 200 <= status_code < 300
+    attempt.status_code, attempt.error, attempt.duration_ms = status_code, error, duration_ms
+    attempt.response_excerpt = excerpt
+    attempt.outcome = DeliveryAttempt.Outcome.SUCCEEDED if succeeded else DeliveryAttempt.Outcome.FAILED
+    attempt.save(update_fields=["status_code", "error", "duration_ms", "response_excerpt", "outcome"])
+    subscription_id = WebhookDelivery.objects.values_list("subscription_id", flat=True).get(pk=delivery_id)
+    # The subscription first, then the delivery: the order lease_next locks them in.
+    subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription_id)
+    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
     delivery.last_status_code = status_code
-    delivery.last_error = error or ("" if status_code and status_code < 300 else excerpt[:1000])
-    delivery.leased_until = None
-    if status_code is not None and 200 <= status_code < 300:
+    delivery.last_error = error or ("" if succeeded else excerpt[:1000])
+    if delivery.leased_by == lessee:
+        delivery.leased_until, delivery.leased_by = None, ""
+    _trip_or_reset(subscription, succeeded=succeeded, now=now)
+    if succeeded:  # whatever an attempt that took over an expired lease made of it meanwhile
         delivery.status = DeliveryStatus.DELIVERED
         delivery.delivered_at = now
         delivery.next_attempt_at = None
+    elif delivery.status != DeliveryStatus.PENDING:
+        pass  # delivered or cancelled meanwhile
     elif status_code == 410:
         delivery.status = DeliveryStatus.FAILED
         delivery.next_attempt_at = None
-        subscription = delivery.subscription
         subscription.active = False
         subscription.disabled_reason = _("The receiver answered 410 Gone on %(when)s.") % {"when": now.isoformat()}
-        subscription.save(update_fields=["active", "disabled_reason", "updated_at"])
     elif unsafe or delivery.attempts > len(retry_schedule()):
         delivery.status = DeliveryStatus.FAILED
         delivery.next_attempt_at = None
     else:
+        # Retried at the time _start_attempt scheduled; a worker is asked for it then (the
+        # dispatcher's tick covers it if the broker is down, or the wait is long).
         delay = retry_schedule()[delivery.attempts - 1]
-        delivery.next_attempt_at = now + timedelta(seconds=delay)
-        # The retry is asked for at its time, not at the dispatcher's next tick (which
-        # still covers it if the broker is down).
         transaction.on_commit(lambda: notify.kick(countdown=delay), robust=True)
+    subscription.save(update_fields=["active", "disabled_reason", "consecutive_failures", "paused_until", "updated_at"])
     delivery.save()
     return delivery.status
+
+
+def _trip_or_reset(subscription, *, succeeded, now):
+    """The circuit breaker: a success closes it; TRACKER_WEBHOOK_BREAKER_FAILURES failures
+    in a row open it for TRACKER_WEBHOOK_BREAKER_SECONDS, after which one delivery is tried
+    (half open) and another failure opens it again."""
+    if succeeded:
+        subscription.consecutive_failures, subscription.paused_until = 0, None
+        return
+    subscription.consecutive_failures += 1
+    if subscription.consecutive_failures >= _setting("TRACKER_WEBHOOK_BREAKER_FAILURES", 5):
+        pause = _setting("TRACKER_WEBHOOK_BREAKER_SECONDS", 60)
+        subscription.paused_until = now + timedelta(seconds=pause)
+        transaction.on_commit(lambda: notify.kick(countdown=pause), robust=True)
 
 
 def redeliver(delivery, *, now=None):
     """Send a delivery again, whatever became of it (the admin's redeliver action)."""
     now = now or timezone.now()
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        status=DeliveryStatus.PENDING, next_attempt_at=now, leased_until=None, delivered_at=None, updated_at=now
+        status=DeliveryStatus.PENDING, next_attempt_at=now, leased_until=None, leased_by="", delivered_at=None, updated_at=now
     )
 
 

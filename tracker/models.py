@@ -149,6 +149,10 @@ class WebhookSubscription(TimestampedModel):
     active = models.BooleanField(_("active"), default=True)
     secret = EncryptedTextField(default=new_webhook_secret, editable=False, verbose_name=_("signing secret"))
     disabled_reason = models.CharField(_("disabled because"), max_length=500, blank=True)
+    # The circuit breaker (tracker/delivery.py): failed attempts in a row, and while it is
+    # open (after TRACKER_WEBHOOK_BREAKER_FAILURES of them) nothing is sent until this time.
+    consecutive_failures = models.PositiveIntegerField(_("failed attempts in a row"), default=0, editable=False)
+    paused_until = models.DateTimeField(_("paused until (receiver failing)"), null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -175,6 +179,9 @@ class WebhookDelivery(TimestampedModel):
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     leased_until = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("leased until"))
+    # Who holds the lease (a task id): the same task, redelivered after its worker died,
+    # takes its interrupted delivery back at once instead of waiting for the lease to expire.
+    leased_by = models.CharField(max_length=64, blank=True, editable=False)
     last_status_code = models.PositiveIntegerField(_("last HTTP status"), null=True, blank=True)
     last_error = models.CharField(_("last error"), max_length=1000, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
@@ -192,7 +199,17 @@ class WebhookDelivery(TimestampedModel):
 
 
 class DeliveryAttempt(models.Model):
-    """One HTTP attempt of a delivery, kept for the admin: what was answered, how fast."""
+    """One HTTP attempt of a delivery, kept for the admin: what was answered, how fast.
+
+    Written as `started` before the request is sent, so an attempt cut short by a crash is
+    in the log too: it is marked `interrupted` when its lease runs out without an outcome
+    (the receiver may have had it: de-duplicate on `webhook-id`)."""
+
+    class Outcome(models.TextChoices):
+        STARTED = "started", _("Started (no answer yet)")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        INTERRUPTED = "interrupted", _("Interrupted (the worker stopped before the answer)")
 
     id = models.BigAutoField(primary_key=True)
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log", verbose_name=_("webhook delivery"))
@@ -201,6 +218,7 @@ class DeliveryAttempt(models.Model):
     error = models.CharField(_("error"), max_length=1000, blank=True)
     duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
     response_excerpt = models.CharField(_("response"), max_length=500, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.STARTED)
 
     class Meta:
         ordering = ["attempted_at"]

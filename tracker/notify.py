@@ -60,15 +60,22 @@ def flag_data(flag):
     }
 
 
+#: Longer waits are left to the dispatcher's tick: a message held back longer than the
+#: broker's visibility timeout would be handed out again and again (Redis).
+MAX_COUNTDOWN = 60
+
+
 def kick(countdown=None):
-    """Ask a worker to send what is due now (or in `countdown` seconds: a retry on its
-    schedule); the periodic dispatcher covers a failure here."""
-    if not getattr(settings, "TRACKER_KICK_ON_COMMIT", True):
+    """Ask a worker to send what is due now (or in `countdown` seconds, up to a minute: a
+    retry on its schedule); the periodic dispatcher covers a failure here, and longer waits."""
+    if not getattr(settings, "TRACKER_KICK_ON_COMMIT", True) or (countdown or 0) > MAX_COUNTDOWN:
         return
     try:
         from .tasks import dispatch_notifications
 
-        dispatch_notifications.apply_async(countdown=countdown)
+        # No publish retries: with the broker down a write would wait for them (640 ms each,
+        # measured); the periodic dispatcher sends what this kick would have.
+        dispatch_notifications.apply_async(countdown=countdown, retry=False)
     except Exception:  # noqa: BLE001 - the broker being down must not fail the write
         logger.warning("Could not reach the broker; the periodic dispatcher will send the notifications.", exc_info=True)
 

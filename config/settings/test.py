@@ -6,4 +6,5 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests send notifications by calling the dispatcher; a worker test turns this on for itself.
 TRACKER_KICK_ON_COMMIT = False
 TRACKER_WEBHOOK_ALLOW_PRIVATE = True
+TRACKER_WEBHOOK_REQUIRE_HTTPS = False  # the tests' receivers are plain http on 127.0.0.1
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

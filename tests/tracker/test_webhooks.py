@@ -34,9 +34,8 @@ def subscribe(api, url, events=("negotiation.status_changed", "negotiation.stall
 
 
 def send_everything_due(now=None):
-    """What the worker does: lease what is due and attempt each delivery."""
-    for delivery_id in delivery.lease_due_deliveries(now=now):
-        delivery.deliver(delivery_id, now=now)
+    """What the worker does: each subscription's due deliveries, one subscription after another."""
+    delivery.send_due(now=now)
 
 
 def test_a_stalled_delivery_reaches_the_receiver_and_its_signature_verifies(ukraine, make_api, receiver):

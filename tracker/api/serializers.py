@@ -92,8 +92,18 @@ class WebhookSubscriptionSerializer(StrictFieldsMixin, serializers.ModelSerializ
 
     class Meta:
         model = WebhookSubscription
-        fields = ["id", "url", "events", "active", "secret", "disabled_reason", "created_at", "updated_at"]
-        read_only_fields = ["id", "disabled_reason", "created_at", "updated_at"]
+        fields = [
+            "id", "url", "events", "active", "secret", "disabled_reason", "consecutive_failures", "paused_until",
+            "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "disabled_reason", "consecutive_failures", "paused_until", "created_at", "updated_at"]
+        extra_kwargs = {
+            "consecutive_failures": {"help_text": "Failed attempts in a row; 0 once one succeeds."},
+            "paused_until": {
+                "help_text": "While your receiver keeps failing, nothing is sent until this time; then one delivery is "
+                "tried and a success resumes sending. Null: not paused."
+            },
+        }
 
 
 class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
