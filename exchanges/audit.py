@@ -1,6 +1,7 @@
 """The audit trail: recording who changed what, and from which request.
 
-Services call `record(...)` in the same transaction as the change. The request id and
+Services call `record(...)` in the same transaction as the change; once it commits, the
+new entries are sealed into the trail's hash chain (`exchanges.chain`). The request id and
 channel come from a context variable set per HTTP request (middleware) or per Celery
 task (task signals); anything else is the system (a command, the shell).
 """
@@ -14,6 +15,7 @@ from collections import OrderedDict
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from . import chain
 from .models import AccessLogEntry, ApiClient, AuditEntry
 
 _context = contextvars.ContextVar("audit_context", default={"request_id": "", "channel": "system", "address": None})
@@ -95,7 +97,7 @@ def record(*, actor, action, instance, before=None, after=None, negotiation_id=N
     if action == AuditEntry.Action.UPDATE and not changes:
         return None
     context = _context.get()
-    return AuditEntry.objects.create(
+    entry = AuditEntry.objects.create(
         action=action,
         model=instance._meta.label_lower,
         object_id=str(instance.pk),
@@ -106,6 +108,8 @@ def record(*, actor, action, instance, before=None, after=None, negotiation_id=N
         channel=context["channel"],
         **actor_fields(actor),
     )
+    chain.seal_after_commit(chain.AUDIT)
+    return entry
 
 
 class _RecentReads:
@@ -153,6 +157,7 @@ def log_reads(client, negotiations):
         # a BEGIN and a COMMIT round trip around it (two of a list request's five).
         fields = [field for field in AuditEntry._meta.concrete_fields if not field.primary_key]
         AuditEntry._base_manager._insert(entries, fields=fields)
+        chain.seal_after_commit(chain.AUDIT)
 
 
 def log_staff_access(user, negotiations, *, channel):
@@ -180,6 +185,7 @@ def log_staff_access(user, negotiations, *, channel):
     ]
     if entries:
         AccessLogEntry.objects.bulk_create(entries)
+        chain.seal_after_commit(chain.ACCESS)
 
 
 def log_staff_reads_of(user, rows, *, channel):

@@ -21,7 +21,7 @@ def test_the_production_services_are_all_there_with_health_checks():
     assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
     for name in ("postgres", "redis", "web", "worker"):
         assert "healthcheck" in services[name], name
-    assert "gunicorn config.wsgi" in services["web"]["command"]
+    assert services["web"]["command"][:2] == ["gunicorn", "config.wsgi"]
     assert services["worker"]["command"][2:4] == ["config", "worker"]
     assert services["beat"]["command"][2:4] == ["config", "beat"]
     assert set(compose()["volumes"]) >= {"postgres-data", "redis-data"}
@@ -36,15 +36,33 @@ def test_the_app_services_point_at_postgres_and_redis_and_production_settings():
         assert "DJANGO_SECRET_KEY:?" in environment["DJANGO_SECRET_KEY"]
 
 
+def test_only_the_one_shot_migrate_service_connects_as_the_owner():
+    """The tables' owner (the image's superuser, `tracker`) migrates and grants the app role
+    its privileges, then exits; the long-running services connect as that role, which may
+    not truncate, switch off triggers or change the schema (tests/test_db_roles.py)."""
+    services = compose()["services"]
+    migrate = services["migrate"]
+    assert migrate["environment"]["DATABASE_URL"].startswith("postgres://tracker:")
+    assert migrate["restart"] == "no"
+    assert "manage.py migrate --noinput && python manage.py grant_app_role tracker_app" in migrate["command"][-1]
+    assert "TRACKER_APP_DB_PASSWORD:?" in migrate["environment"]["TRACKER_APP_DB_PASSWORD"]
+    for name in ("web", "worker", "beat"):
+        service = services[name]
+        assert service["environment"]["DATABASE_URL"].startswith("postgres://tracker_app:${TRACKER_APP_DB_PASSWORD:?"), name
+        assert service["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert "migrate" not in " ".join(service["command"]), name
+
+
 def test_every_variable_the_compose_file_passes_is_documented():
     documented = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines() if "=" in line and not line.startswith("#")}
-    environment = compose()["services"]["web"]["environment"]
-    assert set(environment) - {"DJANGO_SETTINGS_MODULE"} <= documented
+    for name in ("web", "migrate"):
+        environment = compose()["services"][name]["environment"]
+        assert set(environment) - {"DJANGO_SETTINGS_MODULE"} <= documented, name
 
 
 @pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed (apt-get install docker-compose)")
 def test_docker_compose_accepts_the_file():
-    env = {**os.environ, "DJANGO_SECRET_KEY": "x" * 60, "POSTGRES_PASSWORD": "secret"}
+    env = {**os.environ, "DJANGO_SECRET_KEY": "x" * 60, "POSTGRES_PASSWORD": "secret", "TRACKER_APP_DB_PASSWORD": "app-secret"}
     result = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

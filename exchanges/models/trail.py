@@ -1,4 +1,5 @@
-"""The audit trail and the access log: written once, never changed or deleted."""
+"""The audit trail and the access log: written once, never changed or deleted, and
+chained (each sealed entry's hash covers the one before it: `exchanges.chain`)."""
 
 from django.conf import settings
 from django.db import models
@@ -34,7 +35,21 @@ class AppendOnlyModel(models.Model):
         raise PermissionError(f"The {self._meta.verbose_name_plural} is append-only.")
 
 
-class AuditEntry(AppendOnlyModel):
+class ChainedModel(AppendOnlyModel):
+    """An append-only row that the sealer (`exchanges.chain.seal`) later gives its place in
+    a hash chain: `seq` (1, 2, 3... without gaps, in the order rows were sealed) and
+    `hash` = sha256(the previous row's hash + this row's canonical content). Writers leave
+    both empty; the sealer fills them exactly once (on PostgreSQL the append-only trigger
+    allows that one update and nothing else). `verify_audit` recomputes the chain."""
+
+    seq = models.BigIntegerField("chain position", null=True, blank=True, editable=False)
+    hash = models.CharField("chain hash", max_length=64, null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class AuditEntry(ChainedModel):
     """Who changed what, when, from which request, with the values before and after.
 
     Append-only: the model, its queryset and (on PostgreSQL) a trigger refuse updates and
@@ -66,14 +81,18 @@ class AuditEntry(AppendOnlyModel):
         ordering = ["-occurred_at", "-id"]
         verbose_name = _("audit entry")
         verbose_name_plural = _("audit trail")
-        indexes = [models.Index(fields=["model", "object_id"], name="audit_object")]
+        indexes = [
+            models.Index(fields=["model", "object_id"], name="audit_object"),
+            models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_unsealed"),
+        ]
+        constraints = [models.UniqueConstraint(fields=["seq"], name="audit_seq_unique")]
 
     def __str__(self):
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor_label} {self.get_action_display()} {self.object_repr}"
 
 
 
-class AccessLogEntry(AppendOnlyModel):
+class AccessLogEntry(ChainedModel):
     """One staff read of a `staff_only` negotiation: who, which, when, from where, how.
 
     Append-only like the audit trail (model, queryset and, on PostgreSQL, a trigger).
@@ -103,7 +122,30 @@ class AccessLogEntry(AppendOnlyModel):
         ordering = ["-occurred_at", "-id"]
         verbose_name = _("access log entry")
         verbose_name_plural = _("access log")
-        indexes = [models.Index(fields=["negotiation", "-occurred_at"], name="access_log_negotiation")]
+        indexes = [
+            models.Index(fields=["negotiation", "-occurred_at"], name="access_log_negotiation"),
+            models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="access_log_unsealed"),
+        ]
+        constraints = [models.UniqueConstraint(fields=["seq"], name="access_log_seq_unique")]
 
     def __str__(self):
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.user_label} {self.negotiation_repr}"
+
+
+class TrailHead(models.Model):
+    """The last sealed link of each chain (`audit`, `access`), kept apart from the rows so
+    that removing rows from the end of a chain, or all of them, shows: the head still
+    names a position and hash the table no longer holds. Only moves forward (on
+    PostgreSQL a trigger refuses to lower it or delete it). Operators copy it elsewhere
+    (`verify_audit` prints it) to catch a rewrite of rows and head together."""
+
+    chain = models.CharField("chain", max_length=16, primary_key=True)
+    seq = models.BigIntegerField("last sealed position")
+    hash = models.CharField("last sealed hash", max_length=64)
+    sealed_at = models.DateTimeField("sealed at", default=timezone.now)
+
+    class Meta:
+        verbose_name = "trail head"
+
+    def __str__(self):
+        return f"{self.chain}:{self.seq}:{self.hash}"
