@@ -2,9 +2,13 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from exchanges.admin.assets import admin_javascript_catalog
 from exchanges.api.views import healthz, not_found, readyz
 
 urlpatterns = [
+    # The admin's JavaScript catalog, cached by browsers (the admin's own is not): the
+    # admin's pages ask for it at this address ("admin:jsi18n").
+    path("admin/jsi18n/", admin_javascript_catalog),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("tracker.api.urls")),
@@ -13,3 +17,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     re_path(r"^api/", not_found),
 ]
+
+# Translated error pages carrying the request id (also logged).
+handler404 = "exchanges.admin.errors.page_not_found"
+handler500 = "exchanges.admin.errors.server_error"

@@ -156,6 +156,11 @@ def negotiation_timeline(negotiation, *, changes, events, now):
     if negotiation.next_step_due and not final:
         end = max(end, _as_datetime(negotiation.next_step_due + timedelta(days=1)))
     span = max((end - start).total_seconds(), 86400.0)
+    if final:
+        # A final status lasts from its change on: give it a visible band (a twentieth of
+        # the axis) instead of a segment of no width at the very end.
+        end = end + timedelta(seconds=span / 19)
+        span = (end - start).total_seconds()
     width, left, right = 900, 10, 10
     plot_w = width - left - right
     band_y, band_h, dots_y, axis_y, height = 8, 26, 52, 72, 92
@@ -170,6 +175,9 @@ def negotiation_timeline(negotiation, *, changes, events, now):
         periods.append((status, since, change.occurred_at))
         status, since = change.to_status, change.occurred_at
     periods.append((status, since, end))
+    # A status left the moment it was entered (two changes at one time, or a first change
+    # on the opening day) lasted no time: not drawn, rather than as a sliver of no width.
+    periods = [period for index, period in enumerate(periods) if period[2] > period[1] or index == len(periods) - 1]
     for status, began, ended in periods:
         x0, x1 = x_of(began), x_of(ended)
         label = NegotiationStatus(status).label
@@ -177,7 +185,7 @@ def negotiation_timeline(negotiation, *, changes, events, now):
             format_html(
                 '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" stroke="#fff"><title>{}: {} – {}</title></rect>',
                 _r(x0), band_y, _r(max(x1 - x0, 1.5)), band_h, STATUS_COLORS[status], label,
-                formats.date_format(began, "Y-m-d"), formats.date_format(ended, "Y-m-d"),
+                formats.date_format(began, "SHORT_DATE_FORMAT"), formats.date_format(ended, "SHORT_DATE_FORMAT"),
             )
         )
         if x1 - x0 > 7 * len(str(label)):
@@ -192,7 +200,7 @@ def negotiation_timeline(negotiation, *, changes, events, now):
             format_html(
                 '<circle cx="{}" cy="{}" r="5" fill="#264b73" fill-opacity="0.8" stroke="#fff">'
                 "<title>{} · {}: {}</title></circle>",
-                _r(x_of(event.occurred_at)), dots_y, formats.date_format(event.occurred_at, "Y-m-d"),
+                _r(x_of(event.occurred_at)), dots_y, formats.date_format(event.occurred_at, "SHORT_DATE_FORMAT"),
                 EventKind(event.kind).label, event.summary[:200],
             )
         )
@@ -203,7 +211,7 @@ def negotiation_timeline(negotiation, *, changes, events, now):
                 '<line x1="{}" x2="{}" y1="2" y2="{}" stroke="#ba2121" stroke-dasharray="4 3"/>'
                 '<text x="{}" y="{}" text-anchor="end" style="{}" fill="#ba2121">{}</text>',
                 _r(due_x), _r(due_x), axis_y, _r(due_x - 3), dots_y + 4, FONT,
-                _("next step due %(date)s") % {"date": formats.date_format(negotiation.next_step_due, "Y-m-d")},
+                _("next step due %(date)s") % {"date": formats.date_format(negotiation.next_step_due, "SHORT_DATE_FORMAT")},
             )
         )
     ticks = 6
@@ -216,7 +224,7 @@ def negotiation_timeline(negotiation, *, changes, events, now):
                 '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#999"/>'
                 '<text x="{}" y="{}" text-anchor="{}" style="{}" fill="#444">{}</text>',
                 _r(x_of(moment)), _r(x_of(moment)), axis_y, axis_y + 4, _r(x_of(moment)), axis_y + 16, anchor, FONT,
-                formats.date_format(moment, "Y-m-d"),
+                formats.date_format(moment, "SHORT_DATE_FORMAT"),
             )
         )
     svg = format_html(

@@ -152,3 +152,12 @@ class EventFilter(django_filters.FilterSet):
     class Meta:
         model = Event
         fields = ["kind", "occurred_after", "occurred_before"]
+
+
+def mine_q(user, prefix=""):
+    """Negotiations (through `prefix`) a staff login works on: as their case officer, or
+    through one of its teams ("My work", the negotiation list's "mine" filter)."""
+    from . import policy
+
+    teams = Negotiation.teams.through.objects.filter(negotiation=OuterRef(f"{prefix}pk"), team__in=policy.team_ids(user))
+    return Q(**{f"{prefix}case_officer": user.pk}) | Q(Exists(teams))

@@ -6,12 +6,18 @@ and Django's model permissions decide which of them a login has.
 from operator import attrgetter
 
 from django.contrib import admin, messages
-from django.utils import timezone
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from exchanges import policy
-from exchanges.admin import NegotiationAdmin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin
+from exchanges.admin import ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, case_file
+from exchanges.admin.base import safe_next
+from exchanges.admin.history import person
 from exchanges.spreadsheets import CsvExportMixin
 
 from . import delivery, notify, services
@@ -77,7 +83,7 @@ class FlagAdmin(CsvExportMixin, ReadOnlyAdminMixin, RecordAdmin):
     def csv_queryset(self, queryset):
         return queryset.select_related("negotiation", "acknowledged_by_user", "acknowledged_by_client__party")
 
-    list_display = ["negotiation", "kind", "level", "silence", "raised_at", "acknowledged_at", "resolved_at", "resolution"]
+    list_display = ["negotiation_reference", "kind", "level", "silence", "raised_at", "acknowledged_at", "resolved_at", "resolution"]
     list_filter = [OpenFilter, "kind", "level", "resolution"]
     list_select_related = ["negotiation"]
     search_fields = ["negotiation__reference", "negotiation__title"]
@@ -95,6 +101,34 @@ class FlagAdmin(CsvExportMixin, ReadOnlyAdminMixin, RecordAdmin):
     def silence(self, flag):
         return flag.days_silent
 
+    @admin.display(description=_("negotiation"), ordering="negotiation__reference")
+    def negotiation_reference(self, flag):
+        """The reference only, linked to the case file: the column stays narrow at 1366 px
+        (the title is on the case file), so the timestamps stay in sight."""
+        url = reverse("admin:exchanges_negotiation_change", args=[flag.negotiation_id])
+        return format_html('<a href="{}" title="{}">{}</a>', url, flag.negotiation.title, flag.negotiation.reference)
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/acknowledge/", self.admin_site.admin_view(self.acknowledge_view), name="tracker_flag_acknowledge"),
+            *super().get_urls(),
+        ]
+
+    def acknowledge_view(self, request, object_id):
+        """Acknowledge one flag (POST, with the CSRF token: the admin's views check it) and
+        go back to the case file it was shown on."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        flag = self.get_object(request, object_id)  # through policy.restrict: 404 if unseen
+        if flag is None:
+            raise Http404
+        policy.require(request.user, "acknowledge", flag)  # Refused: a 403, nothing written
+        services.flag_acknowledge(flag=flag, actor=request.user)  # one transaction, audited
+        messages.success(request, gettext("Flag acknowledged: %(flag)s.") % {"flag": flag})
+        return HttpResponseRedirect(
+            safe_next(request) or reverse("admin:exchanges_negotiation_change", args=[flag.negotiation_id])
+        )
+
     @admin.action(description=_("Acknowledge the selected flags"), permissions=["acknowledge"])
     def acknowledge(self, request, queryset):
         for flag in queryset:
@@ -102,19 +136,60 @@ class FlagAdmin(CsvExportMixin, ReadOnlyAdminMixin, RecordAdmin):
         messages.success(request, _("Acknowledged."))
 
 
-class FlagInline(ReadOnlyAdminMixin, RecordTabularInline):
-    model = Flag
-    fields = ["kind", "level", "silence", "raised_at", "escalated_at", "acknowledged_at", "resolved_at", "resolution"]
-    readonly_fields = fields
-    ordering = ["-raised_at"]
-    verbose_name_plural = _("stall flags")
-
-    @admin.display(description=_("days silent"))
-    def silence(self, flag):
-        return flag.days_silent
+def _why(flag):
+    """Why a flag is raised, in a sentence staff can act on."""
+    if flag.kind == "deadline_missed" and flag.due_on:
+        return gettext("The next step was due %(date)s.") % {"date": formats.date_format(flag.due_on, "SHORT_DATE_FORMAT")}
+    days = flag.days_silent
+    return ngettext("No activity for %(days)d day.", "No activity for %(days)d days.", days) % {"days": days}
 
 
-NegotiationAdmin.inlines = [*NegotiationAdmin.inlines, FlagInline]
+def _acknowledged(flag):
+    who = flag.acknowledged_by_user
+    name = person(who) if who else (str(flag.acknowledged_by_client) if flag.acknowledged_by_client_id else gettext("someone"))
+    return gettext("Acknowledged by %(who)s on %(date)s.") % {
+        "who": name, "date": formats.date_format(flag.acknowledged_at, "SHORT_DATE_FORMAT"),
+    }  # fmt: skip
+
+
+def flags_on_the_case_file(request, negotiation, _case_file):
+    """The negotiation's open flags as banners at the top of its case file (acknowledged
+    ones quietly, not in the alarm colour), with Acknowledge for those who may; and every
+    flag, open and resolved, in a section below. One query."""
+    user = request.user
+    if not policy.has_model_perm(user, Flag):
+        return {}
+    flags = list(
+        policy.restrict(Flag.objects.filter(negotiation=negotiation), user)
+        .select_related("acknowledged_by_user", "acknowledged_by_client")
+        .order_by("-raised_at", "kind")
+    )
+    for flag in flags:
+        flag.negotiation = negotiation  # days_silent reads it; no query per flag
+        flag.why = _why(flag)
+        flag.acknowledged_text = _acknowledged(flag) if flag.acknowledged_at else ""
+    may_acknowledge = policy.allows(user, "acknowledge", Flag, negotiation=negotiation)
+    banners = []
+    for flag in flags:
+        if flag.resolved_at is not None:
+            continue
+        headline = gettext("Flagged: %(kind)s (%(level)s).") % {"kind": flag.get_kind_display(), "level": flag.get_level_display()}
+        acknowledged = flag.acknowledged_at is not None
+        banners.append(
+            {
+                "id": f"flag-{flag.pk}",
+                "level": "acknowledged" if acknowledged else flag.level,
+                "message": " ".join([headline, flag.why, flag.acknowledged_text]).strip(),
+                "acknowledge_url": None if acknowledged or not may_acknowledge else reverse("admin:tracker_flag_acknowledge", args=[flag.pk]),
+            }
+        )
+    section = {
+        "id": "flags", "title": gettext("Flags"), "html": render_to_string("admin/exchanges/negotiation/flags.html", {"flags": flags}),
+    }  # fmt: skip
+    return {"banners": banners, "sections": [section]}
+
+
+case_file.PARTS.append(flags_on_the_case_file)
 
 
 @admin.register(WebhookSubscription)
@@ -149,7 +224,7 @@ class WebhookSubscriptionAdmin(ServiceDeleteMixin, RecordAdmin):
 
 class AttemptInline(ReadOnlyAdminMixin, RecordTabularInline):
     model = DeliveryAttempt
-    fields = ["attempted_at", "status_code", "duration_ms", "error", "response_excerpt"]
+    fields = ["attempted_at", "outcome", "status_code", "duration_ms", "error", "response_excerpt"]
     readonly_fields = fields
 
 

@@ -17,6 +17,9 @@ class TrackerAdminSite(admin.AdminSite):
         from . import dashboard
 
         board = dashboard.build(user=request.user, today=timezone.localdate())
-        shown = [*board.get("overdue", ()), *board.get("due", ()), *board.get("flags", ())]
+        shown = [
+            *board.get("overdue", ()), *board.get("due", ()), *board.get("flags", ()),
+            *(row["negotiation"] for row in board.get("mine", ())),
+        ]  # fmt: skip
         audit.log_staff_reads_of(request.user, shown, channel=AccessLogEntry.Channel.PAGE)
         return super().index(request, {"dashboard": board, **(extra_context or {})})

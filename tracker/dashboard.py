@@ -8,11 +8,14 @@ flag view permission; disputed groups with the group view permission.
 """
 from datetime import timedelta
 
+from django.db.models import F
+
 from django.urls import reverse
 from django.utils.http import urlencode
 
 from exchanges import charts, policy, selectors
 from exchanges.choices import OPEN, FigureMetric, NegotiationStatus
+from exchanges.filters import mine_q
 from exchanges.models import DetaineeGroup, Negotiation
 from exchanges.selectors import figures_summary
 
@@ -34,6 +37,7 @@ def build(*, user, today):
     }
     dashboard = {"today": today, "week_end": today + timedelta(days=7), "sees": sees, "headline": {}}
     parts = [
+        (sees["negotiations"], lambda: _my_work(user, today, sees_flags=sees["flags"])),
         (sees["negotiations"], lambda: _negotiations(user, today)),
         (sees["flags"], lambda: _flags(user)),
         (sees["groups"], lambda: _disputed(user)),
@@ -44,6 +48,35 @@ def build(*, user, today):
             dashboard["headline"].update(values.pop("headline"))
             dashboard.update(values)
     return dashboard
+
+
+def _my_work(user, today, *, sees_flags):
+    """What is mine: open negotiations where I am the case officer or my teams work, the
+    stalled and the most pressing first, with their open flags and next steps due by the
+    end of the week (three queries)."""
+    week_end = today + timedelta(days=7)
+    mine = policy.restrict(Negotiation.objects.filter(status__in=OPEN), user).filter(mine_q(user))
+    rows = list(mine.order_by("-stalled", F("next_step_due").asc(nulls_last=True), "reference")[:LIMIT])
+    flags = {}
+    if sees_flags and rows:
+        open_flags = policy.restrict(Flag.objects.filter(resolved_at__isnull=True, negotiation__in=rows), user)
+        for flag in open_flags.order_by("kind"):
+            flags.setdefault(flag.negotiation_id, []).append(flag)
+    count = mine.count()
+    return {
+        "mine": [
+            {
+                "negotiation": negotiation,
+                "flags": flags.get(negotiation.pk, []),
+                "due_this_week": negotiation.next_step_due is not None and negotiation.next_step_due <= week_end,
+                "overdue": negotiation.next_step_due is not None and negotiation.next_step_due < today,
+            }
+            for negotiation in rows
+        ],
+        "mine_more": max(0, count - len(rows)),
+        "mine_url": _url("admin:exchanges_negotiation_changelist", mine="yes"),
+        "headline": {"mine": count},
+    }
 
 
 def _negotiations(user, today):
@@ -93,6 +126,8 @@ def _flags(user):
         "headline": {
             "flags": flag_count,
             "very_overdue": open_flags.filter(level="very_overdue").count(),
+            # Acknowledged flags are known about: only the others ring the alarm.
+            "unacknowledged": open_flags.filter(acknowledged_at__isnull=True).count(),
         },
     }
 

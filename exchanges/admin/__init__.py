@@ -6,7 +6,8 @@ asks `policy.allows` before offering a change or a delete, and Django's model pe
 (given by the staff roles) decide which admins a login has at all.
 """
 from . import access, groups, handovers, negotiations, parties, trail  # noqa: F401 - each registers its admins
+from . import case_file
 from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, render_audit
 from .negotiations import NegotiationAdmin
 
-__all__ = ["AuditedAdminMixin", "NegotiationAdmin", "ReadOnlyAdminMixin", "RecordAdmin", "RecordTabularInline", "ServiceDeleteMixin", "render_audit"]
+__all__ = ["case_file", "AuditedAdminMixin", "NegotiationAdmin", "ReadOnlyAdminMixin", "RecordAdmin", "RecordTabularInline", "ServiceDeleteMixin", "render_audit"]

@@ -6,6 +6,7 @@ from django.db.models import Count, OuterRef
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .. import audit, services
 from ..models import (
@@ -66,7 +67,8 @@ class ApiClientAdmin(AuditedAdminMixin, RecordAdmin):
     def revoke(self, request, queryset):
         for client in queryset:
             services.api_client_revoke(client=client, actor=request.user)
-        messages.success(request, _("%(n)d client(s) revoked.") % {"n": queryset.count()})
+        revoked = queryset.count()
+        messages.success(request, ngettext("%(n)d client revoked.", "%(n)d clients revoked.", revoked) % {"n": revoked})
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -5,11 +5,17 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import F, Func, Subquery
 from django.db.models.functions import Coalesce
-from django.utils.html import format_html, format_html_join
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ERROR_FLAG, IGNORED_PARAMS
+from django.contrib.admin.widgets import FilteredSelectMultiple, RelatedFieldWidgetWrapper
+from django.http import HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext_lazy as _
 
 from .. import audit, policy
 from ..models import AccessLogEntry, AuditEntry, Negotiation
+from . import history
 
 
 def changed_fields(form, names):
@@ -24,42 +30,12 @@ def adopt(obj, saved):
 
 
 def render_audit(entries):
-    """A table of audit entries: when, who, via, what, and each field's before → after."""
-    entries = list(entries)
-    if not entries:
+    """The audit entries as staff read them (`history.readable`): when, who by name, what
+    record with a link, and each field's label with its value before and after."""
+    rows = history.readable(entries)
+    if not rows:
         return _("No changes recorded.")
-
-    def changes(entry):
-        return format_html_join(
-            "",
-            "<div><code>{}</code>: {} → {}</div>",
-            ((field, _short(values[0]), _short(values[1])) for field, values in entry.changes.items()),
-        )
-
-    rows = format_html_join(
-        "",
-        "<tr><td style='white-space:nowrap'>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        (
-            (
-                entry.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
-                entry.actor_label,
-                entry.channel,
-                entry.get_action_display(),
-                entry.object_repr,
-                changes(entry),
-            )
-            for entry in entries
-        ),
-    )
-    return format_html(
-        "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
-        _("When"), _("Who"), _("Via"), _("Action"), _("Object"), _("Changes"), rows,
-    )
-
-
-def _short(value):
-    text = "∅" if value in (None, "") else str(value)
-    return text if len(text) <= 120 else text[:117] + "…"
+    return render_to_string("admin/exchanges/history_table.html", {"rows": rows})
 
 
 def viewer_of(obj):
@@ -97,6 +73,25 @@ class PolicyMixin:
             kwargs["queryset"] = policy.restrict(Negotiation.objects.all(), request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    #: Labels of the two-box pickers (filter_horizontal), as nouns naming what is chosen:
+    #: the widget says "Available …" and "Choose all …" with it.
+    filter_labels = {}
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in (*self.filter_horizontal, *self.filter_vertical):
+            label = self.filter_labels.get(db_field.name) or db_field.related_model._meta.verbose_name_plural
+            kwargs["widget"] = FilteredSelectMultiple(label, db_field.name in self.filter_vertical)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """No "delete" shortcut beside a related field: the red cross deletes the related
+        record itself (a party, a group, a login shared by every negotiation), never the
+        link; records are deleted from their own page, where what depends on them shows."""
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if formfield is not None and isinstance(formfield.widget, RelatedFieldWidgetWrapper):
+            formfield.widget.can_delete_related = False
+        return formfield
+
 
 class PolicyAdminMixin(PolicyMixin):
     """A ModelAdmin that shows only what the login may see and offers only what it may do.
@@ -121,7 +116,12 @@ class PolicyAdminMixin(PolicyMixin):
     logs_reads = True
 
     def changelist_view(self, request, extra_context=None):
-        response = super().changelist_view(request, extra_context)
+        try:
+            response = super().changelist_view(request, extra_context)
+        except (ValidationError, ValueError, TypeError, OverflowError) as error:  # a value the database refused
+            return _without_bad_filters(self, request, error)
+        if _is_bad_filter_redirect(request, response):
+            return _without_bad_filters(self, request, None)
         changelist = (getattr(response, "context_data", None) or {}).get("cl")
         if changelist is not None and self.logs_reads:
             audit.log_staff_reads_of(request.user, changelist.result_list, channel=AccessLogEntry.Channel.PAGE)
@@ -164,6 +164,79 @@ class PolicyAdminMixin(PolicyMixin):
                 return cleaned_data
 
         return RefusedForm
+
+
+def _is_bad_filter_redirect(request, response):
+    """Django answers a filter it cannot apply with a redirect to `?e=1`, then a page
+    about a broken database: never shown here."""
+    return ERROR_FLAG in request.GET or (
+        isinstance(response, HttpResponseRedirect) and response.url.endswith(f"?{ERROR_FLAG}=1")
+    )
+
+
+def _filter_applies(model_admin, request, name, values):
+    probe = request.GET.copy()
+    for key in list(probe):
+        if key not in IGNORED_PARAMS:
+            del probe[key]
+    probe.setlist(name, values)
+    original = request.GET
+    request.GET = probe
+    try:
+        changelist = model_admin.get_changelist_instance(request)
+        list(changelist.queryset[:1])
+    except Exception:  # noqa: BLE001 - any refusal means this filter is not understood
+        return False
+    finally:
+        request.GET = original
+    return True
+
+
+def _without_bad_filters(model_admin, request, error):
+    """The list again without the filters it could not apply, saying which: a bad value
+    in the address (typed, pasted, from an old link) is a message, never an error page."""
+    from django.contrib import messages
+
+    kept = request.GET.copy()
+    kept.pop(ERROR_FLAG, None)
+    bad = [name for name in list(kept) if name not in IGNORED_PARAMS and not _filter_applies(model_admin, request, name, kept.getlist(name))]
+    if not bad:  # the combination failed, or a search did: start again from the whole list
+        bad = [name for name in list(kept) if name != "o"]
+    for name in bad:
+        kept.pop(name, None)
+    messages.error(
+        request,
+        _("This list cannot be filtered by %(filters)s: showing it without.") % {"filters": ", ".join(sorted(bad)) or "?"},
+    )
+    query = urlencode(sorted((name, value) for name in kept for value in kept.getlist(name)))
+    return HttpResponseRedirect(f"{request.path}?{query}" if query else request.path)
+
+
+def safe_next(request):
+    """The admin page to come back to after a save (`?next=`), when it is one of ours."""
+    target = request.GET.get("next") or request.POST.get("next") or ""
+    if target.startswith("/admin/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return None
+
+
+class ReturnToMixin:
+    """After "Save", back to where the staff member came from (`?next=`: the case file that
+    offered "Add event" or "Add figure"), not to a list."""
+
+    def _back(self, request, response):
+        target = safe_next(request)
+        if target and isinstance(response, HttpResponseRedirect) and not any(
+            key in request.POST for key in ("_continue", "_addanother", "_saveasnew")
+        ):
+            return HttpResponseRedirect(target)
+        return response
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._back(request, super().response_add(request, obj, post_url_continue))
+
+    def response_change(self, request, obj):
+        return self._back(request, super().response_change(request, obj))
 
 
 class PolicyInlineMixin(PolicyMixin):
@@ -210,7 +283,7 @@ class ServiceDeleteMixin:
             self.delete_service(obj, request.user)
 
 
-class RecordAdmin(PolicyAdminMixin, admin.ModelAdmin):
+class RecordAdmin(ReturnToMixin, PolicyAdminMixin, admin.ModelAdmin):
     """The base of every ModelAdmin here and in the tracker."""
 
 
@@ -247,6 +320,8 @@ class AuditedAdminMixin:
     logins that may read the audit trail."""
 
     audit_limit = 100
+    #: Whether the change form adds the section (the negotiation's case file has its own).
+    audit_section = True
 
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), "audit_trail"]
@@ -254,12 +329,27 @@ class AuditedAdminMixin:
     def get_fieldsets(self, request, obj=None):
         fieldsets = list(super().get_fieldsets(request, obj))
         fieldsets = [(name, {**opts, "fields": [f for f in opts["fields"] if f != "audit_trail"]}) for name, opts in fieldsets]
-        if obj is not None and policy.has_model_perm(request.user, AuditEntry):
+        if obj is not None and self.audit_section and policy.has_model_perm(request.user, AuditEntry):
             fieldsets.append((_("Who changed what"), {"fields": ["audit_trail"], "classes": ["collapse"]}))
         return fieldsets
 
     def audit_entries(self, obj):
         return AuditEntry.objects.filter(model=obj._meta.label_lower, object_id=str(obj.pk))
+
+    def history_view(self, request, object_id, extra_context=None):
+        """Django's "History" shows the audit trail, readable (it keeps no log of its own
+        here), for logins that may read the trail."""
+        response = super().history_view(request, object_id, extra_context)
+        obj = getattr(response, "context_data", {}).get("object")
+        if obj is not None:
+            rows = None
+            if policy.has_model_perm(request.user, AuditEntry):
+                entries = policy.restrict(self.audit_entries(obj), request.user).exclude(action=AuditEntry.Action.READ)
+                rows = history.readable(entries[: history.LIMIT])
+            response.context_data["audit_rows"] = rows
+        return response
+
+    object_history_template = "admin/exchanges/object_history.html"
 
     @admin.display(description=_("audit trail"))
     def audit_trail(self, obj):

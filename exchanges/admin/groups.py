@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .. import charts, figure_import, policy, services
 from ..choices import FigureMetric, Reliability
@@ -87,9 +88,12 @@ class DetaineeGroupAdmin(ServiceDeleteMixin, AuditedAdminMixin, RecordAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("figures")
 
-    @admin.display(description=_("disputed"), boolean=True)
+    @admin.display(description=_("disputed"))
     def disputed(self, group):
-        return any(entry["disputed"] for entry in figures_summary(group.figures.all()).values())
+        """"Disputed" in words and the alarm colour (a green tick would say all is well)."""
+        if not any(entry["disputed"] for entry in figures_summary(group.figures.all()).values()):
+            return "–"
+        return format_html('<span class="status-badge status-stalled">{}</span>', _("Disputed"))
 
     @admin.display(description=_("figures side by side"))
     def figures_side_by_side(self, group):
@@ -213,7 +217,7 @@ class ReportedFigureAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
             else:
                 figures = services.figures_import(rows=checked.rows, actor=request.user)
                 messages.success(
-                    request, _("Imported %(n)d reported figures.") % {"n": len(figures)}
+                    request, ngettext("Imported %(n)d reported figure.", "Imported %(n)d reported figures.", len(figures)) % {"n": len(figures)}
                 )
                 return HttpResponseRedirect(reverse("admin:exchanges_reportedfigure_changelist"))
         context = {

@@ -7,16 +7,17 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from .. import charts, policy, services
 from ..choices import FINAL, NegotiationStatus, allowed_transitions
+from ..filters import aliases_match, mine_q
 from ..models import (
     AuditEntry,
     Commitment,
@@ -30,8 +31,8 @@ from ..models import (
 from ..selectors import NEXT_STEP_WINDOWS, next_step_q
 from ..spreadsheets import CsvExportMixin
 
-from . import agreement
-from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, adopt, changed_fields, may, is_saved, viewer_of
+from . import agreement, case_file
+from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, adopt, changed_fields, is_saved
 
 
 def _manages_access(request, negotiation=None):
@@ -57,16 +58,37 @@ class CoveredGroupInline(RecordTabularInline):
     autocomplete_fields = ["group"]
 
 
-class StatusHistoryInline(ReadOnlyAdminMixin, RecordTabularInline):
-    model = StatusChange
-    fields = ["sequence", "from_status", "to_status", "occurred_at", "recorded_at", "recorded_by", "note", "source"]
-    readonly_fields = fields
-    verbose_name_plural = _("status history (append-only)")
-    ordering = ["sequence"]
+class MineFilter(admin.SimpleListFilter):
+    """My work: negotiations where I am the case officer or one of my teams works."""
 
-    @admin.display(description=_("recorded by"))
-    def recorded_by(self, change):
-        return change.recorded_by or _("system")
+    title = _("whose")
+    parameter_name = "mine"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Mine (case officer or my teams)"))]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        if self.value() != "yes":
+            raise IncorrectLookupParameters(_("Use mine=yes."))
+        return queryset.filter(mine_q(request.user))
+
+
+def status_badge(negotiation):
+    """The status in a colour that says what it means: open, stalled or final."""
+    state = case_file.status_state(negotiation)
+    return format_html(
+        '<span class="status-badge status-{}" title="{}">{}</span>',
+        state, case_file.state_label(state), negotiation.get_status_display(),
+    )
+
+
+def stalled_mark(negotiation):
+    """"Stalled" in words and in the alarm colour; nothing when it is not (never a tick)."""
+    if not negotiation.stalled or negotiation.status in FINAL:
+        return "–"
+    return format_html('<span class="status-badge status-stalled">{}</span>', _("Stalled"))
 
 
 class StalledFilter(admin.SimpleListFilter):
@@ -178,16 +200,17 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
     list_display = [
         "reference",
         "title",
-        "status",
+        "status_column",
         "priority",
         "visibility",
-        "stalled",
+        "stalled_column",
         "last_activity_at",
         "next_step_due",
         "case_officer",
     ]
     list_select_related = ["case_officer"]
     list_filter = [
+        MineFilter,
         "status",
         "priority",
         StalledFilter,
@@ -201,22 +224,16 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
     date_hierarchy = "opened_on"
     ordering = ["-last_activity_at"]
     filter_horizontal = ["watchers", "teams"]
-    readonly_fields = [
-        "reference",
-        "status_and_action",
-        "last_activity_at",
-        "stalled",
-        "stalled_since",
-        "timeline",
-    ]
+    filter_labels = {"watchers": _("watchers")}
+    audit_section = False  # the case file's "Who changed what"
+    readonly_fields = ["last_activity_at", "stalled_column", "stalled_since"]
     fieldsets = [
-        (None, {"fields": ["reference", "title", "summary", "status_and_action", "priority", "visibility"]}),
+        (None, {"fields": ["title", "summary", "priority", "visibility"]}),
         (_("Who works on it"), {"fields": ["case_officer", "teams"]}),
         (_("Next step"), {"fields": ["opened_on", "next_step", "next_step_due"]}),
-        (_("Activity"), {"fields": ["last_activity_at", "stalled", "stalled_since", "watchers"]}),
-        (_("Timeline"), {"fields": ["timeline"]}),
+        (_("Activity"), {"fields": ["last_activity_at", "stalled_column", "stalled_since", "watchers"]}),
     ]
-    inlines = [ParticipantInline, agreement.CommitmentInline, CoveredGroupInline, StatusHistoryInline]
+    inlines = [ParticipantInline, agreement.CommitmentInline, CoveredGroupInline]
 
     def has_delete_permission(self, request, obj=None):
         """A negotiation's history is the record: it is closed with a final status, never deleted."""
@@ -248,56 +265,24 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
         """Everything about the negotiation: itself, its history, events, flags and reads."""
         return AuditEntry.objects.filter(negotiation_id=negotiation.pk)
 
-    @admin.display(description=_("status"))
-    def status_and_action(self, negotiation):
-        if not is_saved(negotiation):
-            return NegotiationStatus.PROPOSED.label
-        label = negotiation.get_status_display()
-        if negotiation.status in FINAL:
-            return format_html("<strong>{}</strong> ({})", label, _("final"))
-        if not may(negotiation, "add", StatusChange, negotiation=negotiation):
-            return format_html("<strong>{}</strong>", label)
-        url = reverse("admin:exchanges_negotiation_change_status", args=[negotiation.pk])
-        return format_html('<strong>{}</strong> &nbsp; <a class="button" href="{}">{}</a>', label, url, _("Change status…"))
+    @admin.display(description=_("status"), ordering="status")
+    def status_column(self, negotiation):
+        return status_badge(negotiation)
 
-    @admin.display(description=_("timeline"))
-    def timeline(self, negotiation):
-        """Status changes and events in one chronological table, read-only."""
-        user = viewer_of(negotiation)
-        if not is_saved(negotiation) or user is None:
-            return "-"
-        changes = list(policy.restrict(negotiation.status_changes.order_by("sequence"), user))
-        events = list(policy.restrict(negotiation.events.prefetch_related("parties"), user))
-        chart = charts.negotiation_timeline(negotiation, changes=changes, events=events, now=timezone.now())
-        entries = [
-            (change.occurred_at, _("Status"), f"{change.get_from_status_display()} → {change.get_to_status_display()}", change.note, change.source)
-            for change in changes
-        ] + [
-            (event.occurred_at, event.get_kind_display(), event.summary, ", ".join(str(p) for p in event.parties.all()), event.source)
-            for event in events
-        ]
-        entries.sort(key=lambda entry: entry[0])
-        add_link = ""
-        if may(negotiation, "add", Event, negotiation=negotiation):
-            add_url = reverse("admin:exchanges_event_add") + f"?negotiation={negotiation.pk}"
-            add_link = format_html('<p><a class="addlink" href="{}">{}</a></p>', add_url, _("Add an event"))
-        if not entries:
-            return format_html("{}<p>{}</p>", add_link, _("Nothing recorded yet."))
-        rows = format_html_join(
-            "",
-            '<tr><td style="white-space:nowrap">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-            ((when.strftime("%Y-%m-%d %H:%M"), kind, text, extra, source) for when, kind, text, extra, source in entries),
-        )
-        return format_html(
-            '{}{}<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th><th>{}</th></tr></thead><tbody>{}</tbody></table>',
-            chart,
-            add_link,
-            _("When"),
-            _("What"),
-            _("Detail"),
-            _("Source"),
-            rows,
-        )
+    @admin.display(description=_("stalled"), ordering="stalled")
+    def stalled_column(self, negotiation):
+        return stalled_mark(negotiation)
+
+    def get_search_results(self, request, queryset, search_term):
+        """Reference, title and summary as Django searches them, and the name, short name
+        or any alias of a party taking part ("ICRC", "Red Cross", "UAE")."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term:
+            parties = Party.objects.filter(Q(name__icontains=term) | Q(short_name__icontains=term) | aliases_match(term))
+            taking_part = Participant.objects.filter(negotiation=OuterRef("pk"), party__in=parties)
+            results |= queryset.filter(Exists(taking_part))
+        return results, may_have_duplicates
 
     def get_urls(self):
         return [
@@ -318,9 +303,14 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
         return agreement.record_handover_view(self, request, object_id)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        """The change page adds the agreement at a glance (change_form.html)."""
+        """The change page is the case file (change_form.html): where the negotiation
+        stands and what to do next at the top, then its timeline, parties, groups, flags,
+        history, the agreement at a glance and the form."""
         if is_saved(obj):
             context.update(agreement.page_context(request, obj))
+            board = case_file.build(request, obj)
+            board["chart"] = charts.negotiation_timeline(obj, changes=board["changes"], events=board["events"], now=timezone.now())
+            context["case_file"] = board
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def change_status_view(self, request, object_id):
