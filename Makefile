@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test fuzz client-check bench check migrate demo messages clean
+.PHONY: install run test fuzz client-check bench drills check migrate demo messages clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ bench: install
 	@command -v wrk >/dev/null || { echo "Installing wrk (Debian package)"; \
 	  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; }
 	$(PY) scripts/bench.py
+
+# Fault drills against PostgreSQL (DATABASE_URL's server), a Redis of their own and a real
+# worker: slow receiver, worker killed, broker down, scan killed; prints what was lost.
+drills: install
+	$(PY) scripts/fault_drills.py
 
 fuzz: install
 	$(PY) scripts/fuzz_api.py

@@ -22,6 +22,7 @@ from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from exchanges import audit, changes
+from exchanges.tasks import seal_trail_soon
 from exchanges.choices import AGREED_STATUSES, FINAL, OPEN
 from exchanges.choices import HandoverState
 from exchanges.models import AuditEntry, CoveredGroup, Negotiation, Transfer
@@ -263,6 +264,8 @@ def scan_stalls(*, now=None, full=False):
     )
     ScanRun.objects.filter(as_of__lt=now - SCAN_RUN_RETENTION).delete()
     transaction.on_commit(changes.seal_all)  # number what it wrote for the change feed now
+    if _many(summary):
+        transaction.on_commit(seal_trail_soon)  # chain its audit entries, in a worker
     return summary
 
 

@@ -57,6 +57,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Pages and JSON compressed for clients that accept it (a case file: ~100 KB of HTML,
+    # ~13 KB on the wire); WhiteNoise's files already compressed pass through untouched.
+    "django.middleware.gzip.GZipMiddleware",
     # Static files (the admin's CSS and scripts) from the app server itself: no separate
     # web server is needed in front of gunicorn, compressed and cached far ahead.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -150,6 +153,8 @@ LANGUAGE_CODE = "en"
 # The admin and the API's error messages speak these; `locale/` holds the translations.
 LANGUAGES = [("en", "English"), ("uk", "Українська"), ("fr", "Français")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# One unambiguous date format in every language (year-month-day, 24-hour times).
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -258,9 +263,21 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+else:
+    # Redis hands an unacknowledged task (its worker was killed) to another worker after
+    # this many seconds (kombu's default is an hour). It must exceed the longest task (a
+    # full scan at 1M negotiations: about 35 s; a webhook run: TRACKER_WEBHOOK_RUN_SECONDS)
+    # plus the longest countdown (60 s: longer retries wait for the dispatcher's tick).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 300)}
 CELERY_TASK_IGNORE_RESULT = True
+# Every task is acknowledged only once done: a killed worker's tasks run again (the
+# webhook outbox and the scan are safe to run twice).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A task still running when the broker connection drops could no longer be acknowledged
+# and would run twice: stop it (its webhook attempt is logged as interrupted) and let it
+# be redelivered.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
@@ -277,11 +294,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracker.dispatch_notifications",
         "schedule": float(TRACKER_DISPATCH_INTERVAL_SECONDS),
     },
+    # The audit trail's hash chain (exchanges/chain.py): what the small seal after each
+    # commit left, such as a stall scan's thousands of entries.
+    "seal-audit-trail": {"task": "exchanges.seal_trail", "schedule": 60.0},
 }
 
 # The stall tracker's notifications.
 TRACKER_WEBHOOK_ALLOW_PRIVATE = env_bool("TRACKER_WEBHOOK_ALLOW_PRIVATE", False)
 TRACKER_WEBHOOK_TIMEOUT_SECONDS = env_int("TRACKER_WEBHOOK_TIMEOUT_SECONDS", 5)
+# Webhook URLs must be https (a 400 otherwise), unless DEBUG or private addresses are
+# allowed (both only for tests and local runs, whose receivers are plain http on loopback).
+TRACKER_WEBHOOK_REQUIRE_HTTPS = env_bool("TRACKER_WEBHOOK_REQUIRE_HTTPS", not DEBUG and not TRACKER_WEBHOOK_ALLOW_PRIVATE)
+# Each subscription is sent to on its own (tracker/delivery.py): at most this many requests
+# to it at once (one while its receiver is failing), by tasks that run at most
+# TRACKER_WEBHOOK_RUN_SECONDS before letting other subscriptions' tasks have the worker.
+TRACKER_WEBHOOK_CONCURRENCY = env_int("TRACKER_WEBHOOK_CONCURRENCY", 2)
+TRACKER_WEBHOOK_RUN_SECONDS = env_int("TRACKER_WEBHOOK_RUN_SECONDS", 10)
+# The circuit breaker: after this many failed attempts in a row, a subscription is paused
+# for TRACKER_WEBHOOK_BREAKER_SECONDS, then one delivery is tried; success resumes it.
+TRACKER_WEBHOOK_BREAKER_FAILURES = env_int("TRACKER_WEBHOOK_BREAKER_FAILURES", 5)
+TRACKER_WEBHOOK_BREAKER_SECONDS = env_int("TRACKER_WEBHOOK_BREAKER_SECONDS", 60)
 # Fernet keys for secrets kept at rest (webhook signing secrets), comma-separated: the
 # first encrypts, all decrypt (exchanges/encryption.py). Unset: derived from SECRET_KEY.
 TRACKER_ENCRYPTION_KEYS = os.environ.get("TRACKER_ENCRYPTION_KEYS", "")
