@@ -1,4 +1,8 @@
-"""Query-string filters for the API lists. Bad values get 400 naming the filter."""
+"""Query-string filters for the API lists. Bad values get 400 naming the filter.
+
+Choice filters on a record's own column say `distinct=False`: django-filter's
+`MultipleChoiceFilter` adds DISTINCT by default (for joins that repeat rows), and over a
+million negotiations DISTINCT sorts or hashes every matching row before the first page."""
 import json
 from datetime import timezone as dt_timezone
 
@@ -75,7 +79,7 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
 
 
 class PartyFilter(django_filters.FilterSet):
-    kind = django_filters.MultipleChoiceFilter(choices=PartyKind.choices)
+    kind = django_filters.MultipleChoiceFilter(choices=PartyKind.choices, distinct=False)
     country = django_filters.CharFilter(field_name="country", lookup_expr="iexact", max_length=2)
     search = django_filters.CharFilter(method="filter_search", max_length=200, label=_("Name, short name or an alias contains"))
 
@@ -101,7 +105,7 @@ def aliases_match(value):
 class DetaineeGroupFilter(django_filters.FilterSet):
     held_by = django_filters.UUIDFilter(field_name="held_by")
     affiliated_with = django_filters.UUIDFilter(field_name="affiliated_with")
-    category = django_filters.MultipleChoiceFilter(choices=GroupCategory.choices)
+    category = django_filters.MultipleChoiceFilter(choices=GroupCategory.choices, distinct=False)
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     search = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200)
 
@@ -111,8 +115,8 @@ class DetaineeGroupFilter(django_filters.FilterSet):
 
 
 class ReportedFigureFilter(django_filters.FilterSet):
-    metric = django_filters.MultipleChoiceFilter(choices=FigureMetric.choices)
-    reliability = django_filters.MultipleChoiceFilter(choices=Reliability.choices)
+    metric = django_filters.MultipleChoiceFilter(choices=FigureMetric.choices, distinct=False)
+    reliability = django_filters.MultipleChoiceFilter(choices=Reliability.choices, distinct=False)
     source_party = django_filters.UUIDFilter(field_name="source_party")
 
     class Meta:
@@ -121,10 +125,10 @@ class ReportedFigureFilter(django_filters.FilterSet):
 
 
 class NegotiationFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=NegotiationStatus.choices, label=_("Status (repeatable)"))
+    status = django_filters.MultipleChoiceFilter(choices=NegotiationStatus.choices, distinct=False, label=_("Status (repeatable)"))
     stalled = StrictBooleanFilter()
-    priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
-    visibility = django_filters.MultipleChoiceFilter(choices=Visibility.choices)
+    priority = django_filters.MultipleChoiceFilter(choices=Priority.choices, distinct=False)
+    visibility = django_filters.MultipleChoiceFilter(choices=Visibility.choices, distinct=False)
     party = django_filters.UUIDFilter(method="filter_party", label=_("A party taking part"))
     group = django_filters.UUIDFilter(method="filter_group", label=_("A detainee group covered"))
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
@@ -145,7 +149,7 @@ class NegotiationFilter(django_filters.FilterSet):
 
 
 class EventFilter(django_filters.FilterSet):
-    kind = django_filters.MultipleChoiceFilter(choices=EventKind.choices)
+    kind = django_filters.MultipleChoiceFilter(choices=EventKind.choices, distinct=False)
     occurred_after = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     occurred_before = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte")
 

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from exchanges import policy
 from exchanges.admin import ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, case_file
 from exchanges.admin.base import safe_next
+from exchanges.admin.counts import FlatListMixin
 from exchanges.admin.history import person
 from exchanges.spreadsheets import CsvExportMixin
 
@@ -61,7 +62,7 @@ def _acknowledged_by(flag):
 
 
 @admin.register(Flag)
-class FlagAdmin(CsvExportMixin, ReadOnlyAdminMixin, RecordAdmin):
+class FlagAdmin(FlatListMixin, CsvExportMixin, ReadOnlyAdminMixin, RecordAdmin):
     csv_filename = "flags"
     csv_negotiation_field = "negotiation"
     csv_columns = [
@@ -84,10 +85,11 @@ class FlagAdmin(CsvExportMixin, ReadOnlyAdminMixin, RecordAdmin):
         return queryset.select_related("negotiation", "acknowledged_by_user", "acknowledged_by_client__party")
 
     list_display = ["negotiation_reference", "kind", "level", "silence", "raised_at", "acknowledged_at", "resolved_at", "resolution"]
-    list_filter = [OpenFilter, "kind", "level", "resolution"]
+    list_filter = [OpenFilter, "kind", "level", "resolution", ("raised_at", admin.DateFieldListFilter)]
     list_select_related = ["negotiation"]
     search_fields = ["negotiation__reference", "negotiation__title"]
-    date_hierarchy = "raised_at"
+    #: Newest first, along `flag_recent`.
+    ordering = ["-raised_at", "-id"]
     actions = ["acknowledge"]
 
     def get_actions(self, request):

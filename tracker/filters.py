@@ -9,8 +9,8 @@ from .models import Flag
 
 class FlagFilter(django_filters.FilterSet):
     open = StrictBooleanFilter(field_name="resolved_at", lookup_expr="isnull", label="Open (not resolved)")
-    kind = django_filters.MultipleChoiceFilter(choices=FlagKind.choices)
-    level = django_filters.MultipleChoiceFilter(choices=FlagLevel.choices)
+    kind = django_filters.MultipleChoiceFilter(choices=FlagKind.choices, distinct=False)
+    level = django_filters.MultipleChoiceFilter(choices=FlagLevel.choices, distinct=False)
     negotiation = django_filters.UUIDFilter(field_name="negotiation")
     acknowledged = StrictBooleanFilter(field_name="acknowledged_at", lookup_expr="isnull", exclude=True)
 

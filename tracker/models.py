@@ -107,6 +107,8 @@ class Flag(TimestampedModel):
             models.Index(fields=["negotiation", "kind"], name="flag_open_by_negotiation", condition=Q(resolved_at__isnull=True)),
             # The API list's order (newest first) with its unique tie-breaker.
             models.Index(fields=["-created_at", "-id"], name="flag_list_order"),
+            # The admin's list, newest first.
+            models.Index(fields=["-raised_at", "-id"], name="flag_recent"),
         ]
 
     def __str__(self):

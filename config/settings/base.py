@@ -48,6 +48,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    # Two-factor login for staff (exchanges/two_factor): TOTP apps and backup codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "exchanges",
     "tracker",
     # The admin, with the tracker's dashboard as its home page; listed after the project's
@@ -73,6 +77,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Whether this session entered a two-factor code; staff sessions owing one get 403 on the API.
+    "django_otp.middleware.OTPMiddleware",
+    "exchanges.two_factor.middleware.TwoFactorApiMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -134,6 +141,12 @@ AUTHENTICATION_BACKENDS = ["exchanges.login_guard.GuardedModelBackend"]
 TRACKER_TRUSTED_PROXIES = env_int("TRACKER_TRUSTED_PROXIES", 0)
 TRACKER_LOGIN_MAX_FAILURES = env_int("TRACKER_LOGIN_MAX_FAILURES", 5)
 TRACKER_LOGIN_LOCKOUT_SECONDS = env_int("TRACKER_LOGIN_LOCKOUT_SECONDS", 900)
+# Two-factor login (exchanges/two_factor): staff with a device enter a code after the
+# password, and these roles (plus "superuser", if listed) must enrol one. false: off
+# altogether (the local demo of `make run`).
+TRACKER_REQUIRE_2FA = env_bool("TRACKER_REQUIRE_2FA", True)
+TRACKER_REQUIRE_2FA_ROLES = env_list("TRACKER_REQUIRE_2FA_ROLES", ["coordinator", "auditor"])
+OTP_TOTP_ISSUER = "Exchange tracker"  # what authenticator apps show beside the username
 
 # A cache shared by every process (rate limits, login failures): Redis in production.
 CACHE_URL = os.environ.get("CACHE_URL", "")

@@ -19,6 +19,7 @@ from ..models import (
 from ..selectors import disputed_groups_q, figures_summary
 from ..spreadsheets import CsvExportMixin
 
+from .counts import FlatListMixin
 from .base import AuditedAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, adopt, changed_fields, may, is_saved, viewer_of
 
 
@@ -31,6 +32,10 @@ class FigureInline(RecordTabularInline):
     fields = ["metric", "value", "source_party", "source", "reported_on", "reliability", "notes"]
     readonly_fields = ["metric", "value", "source_party", "source", "reported_on"]
     ordering = ["metric", "reported_on"]
+
+    def get_queryset(self, request):
+        """Each row shows its source party: read with the rows, not one query per figure."""
+        return super().get_queryset(request).select_related("source_party")
     formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 40})}}
 
     def has_add_permission(self, request, obj=None):
@@ -57,7 +62,7 @@ class DisputedFilter(admin.SimpleListFilter):
 
 
 @admin.register(DetaineeGroup)
-class DetaineeGroupAdmin(ServiceDeleteMixin, AuditedAdminMixin, RecordAdmin):
+class DetaineeGroupAdmin(FlatListMixin, ServiceDeleteMixin, AuditedAdminMixin, RecordAdmin):
     list_display = [
         "name",
         "held_by",
@@ -170,12 +175,13 @@ class FigureImportForm(forms.Form):
 
 
 @admin.register(ReportedFigure)
-class ReportedFigureAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
+class ReportedFigureAdmin(FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordAdmin):
     list_display = ["group", "metric", "value", "source_party", "source", "reported_on", "reliability"]
-    list_filter = ["metric", "reliability", "source_party"]
+    list_filter = ["metric", "reliability", "source_party", ("reported_on", admin.DateFieldListFilter)]
     list_select_related = ["group", "source_party"]
     search_fields = ["group__name", "source", "notes"]
-    date_hierarchy = "reported_on"
+    #: Newest first, along `figure_recent`.
+    ordering = ["-reported_on", "-created_at", "-id"]
     autocomplete_fields = ["group", "source_party"]
     # The same columns the import reads, so an export edited in a spreadsheet comes back in.
     csv_filename = "reported-figures"

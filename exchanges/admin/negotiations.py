@@ -32,6 +32,8 @@ from ..selectors import NEXT_STEP_WINDOWS, next_step_q
 from ..spreadsheets import CsvExportMixin
 
 from . import agreement, case_file
+from .counts import FlatListMixin
+from .list_filters import StaffLoginFilter
 from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, adopt, changed_fields, is_saved
 
 
@@ -131,9 +133,10 @@ class PartyTakingPartFilter(admin.SimpleListFilter):
     parameter_name = "party"
 
     def lookups(self, request, model_admin):
-        """The parties taking part in a negotiation the login may see."""
-        taking_part = Party.objects.filter(participations__negotiation__in=model_admin.get_queryset(request).order_by())
-        return [(str(party.pk), str(party)) for party in taking_part.distinct()]
+        """Every party, from its own (small) table, as on every negotiation's page and to
+        every API client: finding only those taking part in a negotiation the login may
+        see was a DISTINCT over every participant (seconds at a million)."""
+        return [(str(party.pk), str(party)) for party in Party.objects.order_by("name")]
 
     def queryset(self, request, queryset):
         if not self.value():
@@ -171,7 +174,7 @@ def _groups_cell(negotiation):
 
 
 @admin.register(Negotiation)
-class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
+class NegotiationAdmin(FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordAdmin):
     csv_filename = "negotiations"
     csv_negotiation_field = "pk"
     csv_columns = [
@@ -217,12 +220,12 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
         NextStepFilter,
         "visibility",
         PartyTakingPartFilter,
-        ("teams", admin.RelatedOnlyFieldListFilter),
-        ("case_officer", admin.RelatedOnlyFieldListFilter),
+        ("teams", admin.RelatedFieldListFilter),
+        ("case_officer", StaffLoginFilter),
+        ("opened_on", admin.DateFieldListFilter),
     ]
     search_fields = ["reference", "title", "summary"]
-    date_hierarchy = "opened_on"
-    ordering = ["-last_activity_at"]
+    ordering = ["-last_activity_at", "-id"]
     filter_horizontal = ["watchers", "teams"]
     filter_labels = {"watchers": _("watchers")}
     audit_section = False  # the case file's "Who changed what"
@@ -409,12 +412,13 @@ class NegotiationAdmin(CsvExportMixin, AuditedAdminMixin, RecordAdmin):
 
 
 @admin.register(StatusChange)
-class StatusChangeAdmin(ReadOnlyAdminMixin, RecordAdmin):
+class StatusChangeAdmin(FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
     list_display = ["negotiation", "sequence", "from_status", "to_status", "occurred_at", "recorded_at", "recorded_by"]
-    list_filter = ["to_status", "from_status"]
+    list_filter = ["to_status", "from_status", ("occurred_at", admin.DateFieldListFilter)]
     list_select_related = ["negotiation", "recorded_by_user", "recorded_by_client"]
     search_fields = ["negotiation__reference", "negotiation__title", "note", "source"]
-    date_hierarchy = "occurred_at"
+    #: Newest first, along `status_change_recent` (the model's order joins the negotiation).
+    ordering = ["-occurred_at", "-id"]
 
     @admin.display(description=_("recorded by"))
     def recorded_by(self, change):
@@ -422,12 +426,13 @@ class StatusChangeAdmin(ReadOnlyAdminMixin, RecordAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(AuditedAdminMixin, RecordAdmin):
+class EventAdmin(FlatListMixin, AuditedAdminMixin, RecordAdmin):
     list_display = ["negotiation", "kind", "occurred_at", "short_summary", "source"]
-    list_filter = ["kind"]
+    list_filter = ["kind", ("occurred_at", admin.DateFieldListFilter)]
     list_select_related = ["negotiation"]
     search_fields = ["negotiation__reference", "negotiation__title", "summary", "source"]
-    date_hierarchy = "occurred_at"
+    #: Newest first, along `event_recent`.
+    ordering = ["-occurred_at", "-created_at", "-id"]
     autocomplete_fields = ["negotiation", "parties"]
     fields = ["negotiation", "kind", "occurred_at", "summary", "parties", "source"]
 

@@ -7,6 +7,8 @@ from ..models import (
     AuditEntry,
 )
 from .base import ReadOnlyAdminMixin, RecordAdmin, render_audit
+from .counts import FlatListMixin
+from .list_filters import RecordKindFilter, StaffLoginFilter, known_values_filter
 
 
 class ActionFilter(admin.SimpleListFilter):
@@ -21,19 +23,24 @@ class ActionFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdminMixin, RecordAdmin):
+class AuditEntryAdmin(FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
     """The trail (for those with its view permission: Auditors, Coordinators), except the
     entries about negotiations the login may not see; nothing here can be changed or deleted."""
 
     logs_reads = False
 
     list_display = ["occurred_at", "actor_label", "actor_type", "channel", "action", "model", "object_repr", "request_id"]
-    list_filter = [ActionFilter, "model", "actor_type", "channel"]
+    list_filter = [
+        ActionFilter,
+        RecordKindFilter,
+        # What `audit.actor_fields` and the request middleware write (not a DISTINCT over the trail).
+        known_values_filter(AuditEntry, "actor_type", ["staff", "api_client", "system"]),
+        known_values_filter(AuditEntry, "channel", ["admin", "api", "web", "system", "task:"]),
+        ("occurred_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["object_repr", "object_id", "actor_label", "request_id", "=negotiation_id"]
-    date_hierarchy = "occurred_at"
     readonly_fields = ["changes_table"]
     fields = ["occurred_at", "actor_type", "actor_id", "actor_label", "channel", "request_id", "action", "model", "object_id", "object_repr", "negotiation_id", "changes_table"]
-    show_full_result_count = False
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
@@ -44,21 +51,19 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, RecordAdmin):
 
 
 @admin.register(AccessLogEntry)
-class AccessLogEntryAdmin(ReadOnlyAdminMixin, RecordAdmin):
+class AccessLogEntryAdmin(FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
     """Who read which staff-only negotiation, when, from where and how: for those with its
     view permission (Auditors); nothing here can be added, changed or deleted."""
 
     logs_reads = False
 
     list_display = ["occurred_at", "user_label", "negotiation_repr", "channel", "address", "request_id"]
-    list_filter = ["channel", ("user", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["channel", ("user", StaffLoginFilter), ("occurred_at", admin.DateFieldListFilter)]
     search_fields = ["negotiation_repr", "user_label", "=request_id"]
-    date_hierarchy = "occurred_at"
     # The user and the negotiation are shown by label: the log keeps no foreign key
     # constraint, and either may be gone.
     fields = ["occurred_at", "user_label", "user_id", "negotiation_repr", "negotiation_id", "channel", "address", "request_id"]
     readonly_fields = fields
-    show_full_result_count = False
 
     @admin.display(description=_("staff login id"))
     def user_id(self, entry):

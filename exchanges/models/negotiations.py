@@ -135,6 +135,8 @@ class Negotiation(TimestampedModel):
             # Lists walk (created_at, id), the cursor's order, and stop after a page.
             models.Index(fields=["-created_at", "-id"], name="negotiation_recent"),
             models.Index(fields=["updated_at", "id"], name="negotiation_sync"),
+            # The admin's list, most recently active first, with its unique tie-breaker.
+            models.Index(fields=["-last_activity_at", "-id"], name="negotiation_activity_order"),
             # `?stalled=true` lists, newest first.
             models.Index(fields=["-created_at", "-id"], condition=Q(stalled=True), name="negotiation_stalled_recent"),
             # The stall scan reads open negotiations by silence and by due date.
@@ -258,6 +260,8 @@ class StatusChange(TimestampedModel):
             models.UniqueConstraint(fields=["negotiation", "sequence"], name="status_change_sequence_unique"),
             models.CheckConstraint(condition=~Q(from_status=F("to_status")), name="status_change_moves"),
         ]
+        # The admin's list, newest first, with its unique tie-breaker.
+        indexes = [models.Index(fields=["-occurred_at", "-id"], name="status_change_recent")]
 
     def __str__(self):
         return f"{self.get_from_status_display()} → {self.get_to_status_display()}"
@@ -294,7 +298,11 @@ class Event(TimestampedModel):
             models.CheckConstraint(condition=Q(kind__in=EventKind.values), name="event_kind_valid"),
         ]
         # A negotiation's timeline, in the list's order with its unique tie-breaker.
-        indexes = [models.Index(fields=["negotiation", "occurred_at", "created_at", "id"], name="event_timeline_order")]
+        # The admin's list of every event, newest first.
+        indexes = [
+            models.Index(fields=["negotiation", "occurred_at", "created_at", "id"], name="event_timeline_order"),
+            models.Index(fields=["-occurred_at", "-created_at", "-id"], name="event_recent"),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.occurred_at:%Y-%m-%d}"

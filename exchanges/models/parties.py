@@ -110,7 +110,11 @@ class DetaineeGroup(TimestampedModel):
         verbose_name = _("detainee group")
         verbose_name_plural = _("detainee groups")
         # The API list's order (newest first) with its unique tie-breaker.
-        indexes = [models.Index(fields=["-created_at", "-id"], name="group_list_order")]
+        # The admin's list (by name, the changelist's tie-breaker after it).
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="group_list_order"),
+            models.Index(fields=["name", "-id"], name="group_name_order"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(estimated_count__isnull=True) | Q(estimated_count__gte=0),
@@ -190,6 +194,8 @@ class ReportedFigure(TimestampedModel):
             models.Index(fields=["group", "metric"], name="figure_group_metric"),
             # A group's figures in the list's order with its unique tie-breaker.
             models.Index(fields=["group", "reported_on", "created_at", "id"], name="figure_list_order"),
+            # The admin's list of every figure, newest first.
+            models.Index(fields=["-reported_on", "-created_at", "-id"], name="figure_recent"),
         ]
 
     def __str__(self):

@@ -84,6 +84,7 @@ class AuditEntry(ChainedModel):
         indexes = [
             models.Index(fields=["model", "object_id"], name="audit_object"),
             models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_unsealed"),
+            models.Index(fields=["-occurred_at", "-id"], name="audit_recent"),  # the admin's list
         ]
         constraints = [models.UniqueConstraint(fields=["seq"], name="audit_seq_unique")]
 
@@ -125,6 +126,7 @@ class AccessLogEntry(ChainedModel):
         indexes = [
             models.Index(fields=["negotiation", "-occurred_at"], name="access_log_negotiation"),
             models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="access_log_unsealed"),
+            models.Index(fields=["-occurred_at", "-id"], name="access_log_recent"),  # the admin's list
         ]
         constraints = [models.UniqueConstraint(fields=["seq"], name="access_log_seq_unique")]
 

@@ -1,0 +1,64 @@
+"""Counts for lists of a million rows: never a full COUNT(*).
+
+Django's changelist counts its rows twice per page (the filtered list, and the whole
+table for "N total"); at a million negotiations or five million status changes each count
+reads the whole table and costs seconds. Here the whole table is the planner's estimate
+(PostgreSQL's `pg_class.reltuples`, kept by ANALYZE and autovacuum) and a filtered list
+is counted only up to `CAP + 1` rows: enough to page through the first hundred pages and
+to say "more than 10,000".
+"""
+from django.core.paginator import Paginator
+from django.db import connections
+from django.utils.functional import cached_property
+
+#: Rows counted exactly; past this, a filtered list says "more than" (CAP + 1 is returned).
+CAP = 10_000
+
+
+def estimated_rows(queryset):
+    """The planner's estimate of the rows of an unfiltered queryset's table, or None where
+    there is none (another database, a filtered queryset, a table never analysed)."""
+    connection = connections[queryset.db]
+    query = queryset.query
+    if connection.vendor != "postgresql" or query.where or query.distinct or query.combinator or query.is_sliced:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [queryset.model._meta.db_table])
+        row = cursor.fetchone()
+    return row[0] if row and row[0] > CAP else None  # a small table is counted exactly
+
+
+def capped_count(queryset):
+    """How many rows, counted up to `CAP + 1` (a COUNT over a LIMITed subquery)."""
+    return queryset.order_by()[: CAP + 1].count()
+
+
+class FlatCountPaginator(Paginator):
+    """The changelist's paginator: `count` is the estimate for a whole big table and a
+    count capped at CAP + 1 otherwise; `approximate` says which the page shows."""
+
+    @cached_property
+    def estimate(self):
+        return estimated_rows(self.object_list)
+
+    @cached_property
+    def count(self):
+        if self.estimate is not None:
+            return self.estimate
+        return capped_count(self.object_list)
+
+    @property
+    def cap(self):
+        return CAP
+
+    @property
+    def approximate(self):
+        return self.estimate is not None or self.count > CAP
+
+
+class FlatListMixin:
+    """For a ModelAdmin over a big table: no count of the whole table, a capped or
+    estimated count of the list (`FlatCountPaginator`)."""
+
+    show_full_result_count = False
+    paginator = FlatCountPaginator
