@@ -139,7 +139,7 @@ def test_change_a_negotiations_status_from_its_page(page, live_server, record):
     page.click("input[type=submit]")
     assert "Status changed to In talks." in page.locator(".messagelist").inner_text()
     assert Negotiation.objects.get(pk=record["moving"].pk).status == "in_talks"
-    assert "Both sides agreed to talk through the ICRC" in page.locator("fieldset", has_text="Timeline").inner_text()
+    assert "Both sides agreed to talk through the ICRC" in page.locator("section#timeline").inner_text()
 
 
 def test_switch_to_ukrainian_and_export_a_csv(page, live_server, record):
