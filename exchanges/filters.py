@@ -78,7 +78,34 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
-class PartyFilter(django_filters.FilterSet):
+EMPTY_VALUE = _("Give a value, or leave the parameter out.")
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """A typed filter sent empty (`?party=`, `?updated_since=`) is a 400 naming it, not
+    silently "no filter": the schema says what each takes, and an empty value is none of
+    it. Free-text filters (`search`, `country`) may be empty."""
+
+    def get_form_class(self):
+        form_class = super().get_form_class()
+        free_text = {name for name, filter_ in self.filters.items() if type(filter_) is django_filters.CharFilter}
+
+        class StrictForm(form_class):
+            def clean(form):
+                cleaned = super().clean()
+                getlist = getattr(form.data, "getlist", None)
+                for name in form.fields:
+                    if name in free_text or name not in form.data:
+                        continue
+                    values = getlist(name) if getlist else [form.data.get(name)]
+                    if any(value == "" for value in values) and name not in form.errors:
+                        form.add_error(name, EMPTY_VALUE)
+                return cleaned
+
+        return StrictForm
+
+
+class PartyFilter(StrictFilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=PartyKind.choices, distinct=False)
     country = django_filters.CharFilter(field_name="country", lookup_expr="iexact", max_length=2)
     search = django_filters.CharFilter(method="filter_search", max_length=200, label=_("Name, short name or an alias contains"))
@@ -102,7 +129,7 @@ def aliases_match(value):
     return condition
 
 
-class DetaineeGroupFilter(django_filters.FilterSet):
+class DetaineeGroupFilter(StrictFilterSet):
     held_by = django_filters.UUIDFilter(field_name="held_by")
     affiliated_with = django_filters.UUIDFilter(field_name="affiliated_with")
     category = django_filters.MultipleChoiceFilter(choices=GroupCategory.choices, distinct=False)
@@ -114,7 +141,7 @@ class DetaineeGroupFilter(django_filters.FilterSet):
         fields = ["held_by", "affiliated_with", "category", "updated_since", "search"]
 
 
-class ReportedFigureFilter(django_filters.FilterSet):
+class ReportedFigureFilter(StrictFilterSet):
     metric = django_filters.MultipleChoiceFilter(choices=FigureMetric.choices, distinct=False)
     reliability = django_filters.MultipleChoiceFilter(choices=Reliability.choices, distinct=False)
     source_party = django_filters.UUIDFilter(field_name="source_party")
@@ -124,7 +151,7 @@ class ReportedFigureFilter(django_filters.FilterSet):
         fields = ["metric", "reliability", "source_party"]
 
 
-class NegotiationFilter(django_filters.FilterSet):
+class NegotiationFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=NegotiationStatus.choices, distinct=False, label=_("Status (repeatable)"))
     stalled = StrictBooleanFilter()
     priority = django_filters.MultipleChoiceFilter(choices=Priority.choices, distinct=False)
@@ -148,7 +175,7 @@ class NegotiationFilter(django_filters.FilterSet):
         return queryset.filter(Q(title__icontains=value) | Q(reference__icontains=value))
 
 
-class EventFilter(django_filters.FilterSet):
+class EventFilter(StrictFilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=EventKind.choices, distinct=False)
     occurred_after = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     occurred_before = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte")

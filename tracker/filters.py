@@ -1,13 +1,13 @@
 """Query-string filters for flags."""
 import django_filters
 
-from exchanges.filters import StrictBooleanFilter
+from exchanges.filters import StrictBooleanFilter, StrictFilterSet
 
 from .choices import FlagKind, FlagLevel
 from .models import Flag
 
 
-class FlagFilter(django_filters.FilterSet):
+class FlagFilter(StrictFilterSet):
     open = StrictBooleanFilter(field_name="resolved_at", lookup_expr="isnull", label="Open (not resolved)")
     kind = django_filters.MultipleChoiceFilter(choices=FlagKind.choices, distinct=False)
     level = django_filters.MultipleChoiceFilter(choices=FlagLevel.choices, distinct=False)

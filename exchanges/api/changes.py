@@ -64,7 +64,7 @@ class ChangeFeedView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("after", OpenApiTypes.STR, description="A `cursor` or `next_cursor` from an earlier answer; omitted: from the start."),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description=f"1 to {MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}."),
+            OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, description=f"1 to {MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}."),
         ],
         responses={200: ChangePageSerializer},
     )
@@ -72,7 +72,7 @@ class ChangeFeedView(APIView):
         if not policy.is_client(request.user):
             raise PermissionDenied(_("The change feed is for API clients; staff read the audit trail."))
         after = request.query_params.get("after") or None
-        size = request.query_params.get("page_size") or str(DEFAULT_PAGE_SIZE)
+        size = request.query_params.get("page_size", str(DEFAULT_PAGE_SIZE))
         if not size.isdigit() or not 1 <= int(size) <= MAX_PAGE_SIZE:
             raise ValidationError({"page_size": [_("Must be a whole number from 1 to %(max)d.") % {"max": MAX_PAGE_SIZE}]})
         try:

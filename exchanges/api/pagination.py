@@ -33,7 +33,7 @@ class CursorPagination(pagination.CursorPagination):
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is None or raw == "":
+        if raw is None:
             return self.page_size
         try:
             size = int(raw)
@@ -47,7 +47,7 @@ class CursorPagination(pagination.CursorPagination):
         default = tuple(getattr(view, "cursor_ordering", self.ordering))
         allowed = getattr(view, "ordering_fields", ())
         raw = request.query_params.get("ordering")
-        if not raw or not allowed:
+        if raw is None or not allowed:
             return default
         if raw.removeprefix("-") not in allowed:
             choices = ", ".join(sorted(f"{sign}{name}" for name in allowed for sign in ("", "-")))

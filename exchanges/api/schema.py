@@ -440,6 +440,24 @@ def _sometimes_absent(result):
         schema["required"] = [prop for prop in schema.get("required", []) if prop not in properties]
 
 
+SENT_BACK = (
+    " Unknown fields are refused (400). Fields the tracker sets (`id`, timestamps, ...) may "
+    "also be sent back as read: they are ignored, or refused with 400 when they move only "
+    "through their own endpoint (such as `status`) and differ."
+)
+
+
+def _closed_requests(result):
+    """Request bodies refuse fields the resource does not have (400 "Unknown field."), so
+    each says `additionalProperties: false`. The fields the tracker sets, which a client
+    may send back as read, are said in words rather than listed: listed, a generator
+    would take them for fields the tracker reads."""
+    for name, schema in result["components"]["schemas"].items():
+        if name.endswith("Request") and schema.get("type") == "object":
+            schema["additionalProperties"] = False
+            schema["description"] = (schema.get("description", "") + SENT_BACK).strip()
+
+
 def postprocess(result, generator, request, public, **kwargs):
     """The POSTPROCESSING_HOOKS entry (after drf-spectacular's enum naming)."""
     components = result.setdefault("components", {})
@@ -457,6 +475,7 @@ def postprocess(result, generator, request, public, **kwargs):
     _named_enums(result)
     _webhook_headers(result)
     _sometimes_absent(result)
+    _closed_requests(result)
     _null_as_3_1(result)
     _prune(result)
     return result

@@ -80,7 +80,7 @@ class WebhookSubscriptionSerializer(StrictFieldsMixin, serializers.ModelSerializ
 
     url = serializers.URLField(max_length=2000)
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=WebhookEvent.choices), allow_empty=False, max_length=len(WebhookEvent.values)
+        child=serializers.ChoiceField(choices=WebhookEvent.choices), allow_empty=False, min_length=1, max_length=len(WebhookEvent.values)
     )
     secret = serializers.CharField(
         write_only=True,
