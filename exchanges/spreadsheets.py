@@ -1,37 +1,72 @@
 """CSV out of the admin's lists, exactly as filtered, searched and sorted on screen.
 
-Files open cleanly in Excel and LibreOffice (UTF-8 with a byte-order mark), are streamed
-row by row (a million rows never sit in memory), and a cell that a spreadsheet would run
-as a formula (=, +, -, @ first) is prefixed with an apostrophe.
+Files open cleanly in Excel and LibreOffice (UTF-8 with a byte-order mark), and a cell
+that a spreadsheet would run as a formula (=, +, -, @ first) is prefixed with an
+apostrophe.
+
+A list of a million rows takes minutes to write, far past a web request's timeout (a
+cut file that looks complete is worse than none), so "Export CSV" queues an `ExportJob`:
+a worker rebuilds the list as the login who asked (the admin's changelist, from the
+stored query string: the policy and the filters apply exactly as on screen), writes the
+rows, counting them as it goes, under a temporary name, and renames the file only when it
+is complete. The owner downloads it from the exports page. A small list (up to
+`csv_inline_rows`) is written the same way at once and downloaded in the same request.
+
+Rows are built in SQL: `values_list()` of the columns, choices turned into labels of the
+user's language through a map made once per export, the cells that list related rows
+(a negotiation's participants) as one subquery each. Nothing is looked up per row, so a
+million rows cost one query.
 
 An export is a read like any other: it needs the list's view permission, holds only the
 rows the login may see (the admin's queryset is the policy's), and one that includes
 staff-only negotiations is written to the access log.
 """
 import csv
-from datetime import date, datetime
+import ipaddress
+import logging
+import os
+import time
+from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
-from operator import attrgetter, methodcaller
+from functools import partial
 
+from django.apps import apps
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.db.models import Subquery, TextField
+from django.http import FileResponse, HttpRequest, HttpResponseRedirect, QueryDict
 from django.urls import path, reverse
 from django.utils import timezone, translation
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from . import audit
+from . import audit, policy
 from .choices import Visibility
-from .models import AccessLogEntry, Negotiation
+from .models import AccessLogEntry, ExportJob, Negotiation
+from .models.exports import exports_dir
+
+logger = logging.getLogger(__name__)
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-class _Echo:
-    """A file-like object whose write returns the line, for csv.writer in a generator."""
-
-    def write(self, value):
-        return value
+#: Rows fetched from the database at a time.
+CHUNK_SIZE = 2000
+#: How often a running export writes its progress (and shows it is alive), at most.
+PROGRESS_SECONDS = 1.0
+#: A running export without progress for this long lost its worker (killed, restarted):
+#: it is marked interrupted and its partial file removed. Long enough for the database to
+#: prepare the rows of a million-row list before the first one is written.
+STALE_SECONDS = getattr(settings, "TRACKER_EXPORT_STALE_SECONDS", 900)
+#: A queued export no worker took in this long (the broker was down) is interrupted too.
+QUEUED_SECONDS = getattr(settings, "TRACKER_EXPORT_QUEUED_SECONDS", 3600)
+#: Exports (files and jobs) are deleted after this many days.
+KEEP_DAYS = getattr(settings, "TRACKER_EXPORT_KEEP_DAYS", 7)
+#: Exports one login may have queued or running at once.
+MAX_ACTIVE_PER_USER = 3
 
 
 def cell(value):
@@ -44,7 +79,11 @@ def cell(value):
         return value.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, date):
         return value.isoformat()
-    text = str(value)
+    return guard(str(value))
+
+
+def guard(text):
+    """Text a spreadsheet would run as a formula, made plain text with an apostrophe."""
     if text.startswith(FORMULA_STARTS):
         return "'" + text
     return text
@@ -57,52 +96,158 @@ def unguard(text):
     return text
 
 
-def csv_response(filename, header, rows):
-    """A streamed CSV download. `rows` is an iterable of lists of raw values."""
-    language = translation.get_language()
+# Cells built in SQL ---------------------------------------------------------------------
 
-    def lines():
-        writer = csv.writer(_Echo())
-        yield "\ufeff"
-        yield writer.writerow(header)
-        with translation.override(language):
-            for row in rows:
-                yield writer.writerow([cell(value) for value in row])
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+class JoinedCells(Subquery):
+    """The `cell` column of a correlated subquery's rows, in its order, joined with "; ":
+    one cell listing related rows (a negotiation's participants) without a query per row."""
+
+    template = "ARRAY_TO_STRING(ARRAY(%(subquery)s), '; ')"
+    output_field = TextField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # SQLite's GROUP_CONCAT follows the rows' order in a subquery of FROM.
+        return self.as_sql(
+            compiler, connection, template="(SELECT GROUP_CONCAT(cell, '; ') FROM (%(subquery)s))", **extra_context
+        )
+
+
+def label_sql(field_name, choices):
+    """A choice field's label in the current language, as SQL (a CASE over the values)."""
+    whens = [models.When(**{field_name: value}, then=models.Value(str(label))) for value, label in choices]
+    return models.Case(*whens, default=models.F(field_name), output_field=models.CharField())
+
+
+# Columns ----------------------------------------------------------------------------
+
+
+def _field_at(model, lookup):
+    """The model field a `values()` lookup ("negotiation__reference") ends at, or None."""
+    field = None
+    for name in lookup.split("__"):
+        if model is None:
+            return None
+        try:
+            field = model._meta.get_field("id" if name == "pk" else name)
+        except FieldDoesNotExist:
+            return None
+        model = field.related_model
+    return field
+
+
+def _labels_converter(labels):
+    """`labels` ({value: text}) guarded once; a value not among them is written as is."""
+    guarded = {value: guard(str(text)) for value, text in labels.items()}
+    guarded.setdefault(None, "")
+
+    def convert(value):
+        try:
+            return guarded[value]
+        except KeyError:
+            return cell(value)
+
+    return convert
+
+
+def _datetime_cell(value):
+    return "" if value is None else value.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _date_cell(value):
+    return "" if value is None else value.isoformat()
+
+
+def _number_cell(value):
+    return "" if value is None else str(value)
+
+
+def _converter(field):
+    """How a value of `field` becomes a cell, decided once per column (None: any value)."""
+    if field is None:
+        return cell
+    if field.choices:
+        return _labels_converter(dict(field.flatchoices))
+    if isinstance(field, models.BooleanField):
+        return _labels_converter({True: _("yes"), False: _("no")})
+    if isinstance(field, models.DateTimeField):
+        return _datetime_cell
+    if isinstance(field, models.DateField):
+        return _date_cell
+    if isinstance(field, (models.IntegerField, models.DecimalField, models.FloatField)):
+        return _number_cell
+    return cell
+
+
+class _Columns:
+    """An admin's `csv_columns` made ready for one export (in its language): the header,
+    the `values_list()` lookups to read, and a function turning a row of them into cells."""
+
+    def __init__(self, model_admin, queryset):
+        model = model_admin.model
+        lookups = []
+
+        def position(lookup):
+            if lookup not in lookups:
+                lookups.append(lookup)
+            return lookups.index(lookup)
+
+        self.header = []
+        plan = []  # (index of the value, or None for a function of the row; converter or function)
+        for column in model_admin.csv_columns:
+            header, source = (column, column) if isinstance(column, str) else column
+            self.header.append(header)
+            if callable(source):
+                plan.append((None, source))
+            else:
+                field = None if source in queryset.query.annotations else _field_at(model, source)
+                plan.append((position(source), _converter(field)))
+        for lookup in model_admin.csv_row_values:
+            position(lookup)
+        # The included negotiations and whether they are staff-only, for the access log.
+        self.negotiation_at = self.visibility_at = None
+        field = model_admin.csv_negotiation_field
+        if field is not None:
+            self.negotiation_at = position("pk" if field == "pk" else f"{field}_id")
+            self.visibility_at = position("visibility" if field == "pk" else f"{field}__visibility")
+        self.lookups = lookups
+        self.plan = plan
+        self.needs_row = any(index is None for index, _convert in plan)
+
+    def cells(self, values):
+        if self.needs_row:
+            row = dict(zip(self.lookups, values))
+            return [convert(values[index]) if index is not None else cell(convert(row)) for index, convert in self.plan]
+        return [convert(values[index]) for index, convert in self.plan]
+
+
+# Mixin for ModelAdmins -----------------------------------------------------------------
 
 
 class CsvExportMixin:
     """Adds "Export CSV" to a ModelAdmin's list: the rows the list shows, on every page.
 
-    Subclasses define `csv_columns`: an attribute name (its header too; a field with
-    choices is written as its label in the user's language) or a (header, function of the
-    object) pair; and may override `csv_queryset` to add joins for those functions.
-    `csv_negotiation_field` names the rows' negotiation ("pk" for negotiations themselves),
-    so that the staff-only ones an export includes are logged.
+    `csv_columns`: a lookup as `values()` takes it ("reference", "negotiation__title",
+    or an annotation that `csv_queryset` adds), which is also its header, and whose
+    choices are written as their labels in the user's language; or a (header, lookup) or
+    (header, function) pair, the function taking the row as a dict of the lookups read
+    (`csv_row_values` adds lookups the functions need). Never a per-row query.
+    `csv_queryset` adds annotations and ordering to the list's queryset (it runs in the
+    user's language). `csv_negotiation_field` names the rows' negotiation ("pk" for
+    negotiations themselves), so that the staff-only ones an export includes are logged.
     """
 
     change_list_template = "admin/csv_change_list.html"
     csv_columns = ()
+    csv_row_values = ()
     csv_filename = "export"  # ASCII: it goes in a header
-    csv_chunk_size = 1000
     csv_negotiation_field = None
+    #: Lists of up to this many rows are written at once and downloaded in the request;
+    #: bigger ones go to a worker (the exports page shows them).
+    csv_inline_rows = 2000
 
     def csv_queryset(self, queryset):
         return queryset
-
-    def _csv_column(self, column):
-        if not isinstance(column, str):
-            return column
-        try:
-            choices = self.model._meta.get_field(column).choices
-        except FieldDoesNotExist:
-            choices = None
-        if choices:
-            return column, methodcaller(f"get_{column}_display")
-        return column, attrgetter(column)
 
     def _csv_url_name(self, action):
         return f"{self.opts.app_label}_{self.opts.model_name}_{action}"
@@ -114,6 +259,7 @@ class CsvExportMixin:
         ]
 
     def changelist_view(self, request, extra_context=None):
+        notify_finished(request)
         context = {"csv_export_url": reverse(f"admin:{self._csv_url_name('export')}"), **(extra_context or {})}
         return super().changelist_view(request, context)
 
@@ -131,26 +277,350 @@ class CsvExportMixin:
         return ExportChangeList
 
     def export_csv_view(self, request):
+        """Queue the list's export (or write a small one at once and hand it over)."""
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         request._csv_export = True
+        changelist_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
         try:
             changelist = self.get_changelist_instance(request)
-        except IncorrectLookupParameters:
-            return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist") + "?e=1")
-        queryset = self.csv_queryset(changelist.queryset)
-        self._log_staff_only(request, changelist.queryset)
-        columns = [self._csv_column(column) for column in self.csv_columns]
-        rows = ([getter(obj) for _header, getter in columns] for obj in queryset.iterator(chunk_size=self.csv_chunk_size))
-        filename = f"{self.csv_filename}-{timezone.localdate().isoformat()}.csv"
-        return csv_response(filename, [header for header, _getter in columns], rows)
-
-    def _log_staff_only(self, request, queryset):
-        """One access-log entry per staff-only negotiation the export includes (one query)."""
-        if self.csv_negotiation_field is None:
-            return
-        included = queryset.order_by().values(self.csv_negotiation_field)
-        staff_only = Negotiation.objects.filter(visibility=Visibility.STAFF_ONLY, pk__in=included).only(
-            "pk", "reference", "title", "visibility"
+            limit = self.csv_inline_rows
+            rows = changelist.queryset.order_by()[: limit + 1].count() if limit else 1
+        except (IncorrectLookupParameters, ValidationError, ValueError, TypeError, OverflowError):
+            return HttpResponseRedirect(changelist_url + "?e=1")
+        exports_url = reverse("admin:exchanges_exportjob_changelist")
+        inline = rows <= limit
+        job, created = export_queue(
+            user=request.user,
+            list_name=self.opts.label_lower,
+            query_string=request.GET.urlencode(),
+            file_name=f"{self.csv_filename}-{timezone.localdate().isoformat()}.csv",
+            rows_expected=rows if inline else None,
+            inline=inline,
         )
-        audit.log_staff_access(request.user, staff_only, channel=AccessLogEntry.Channel.EXPORT)
+        if job is None:
+            waiting = ngettext(
+                "You have %(count)d export being prepared: wait for it to finish.",
+                "You have %(count)d exports being prepared: wait for one to finish.",
+                MAX_ACTIVE_PER_USER,
+            )
+            messages.warning(request, waiting % {"count": MAX_ACTIVE_PER_USER})
+            return HttpResponseRedirect(exports_url)
+        if not created:
+            messages.info(request, _("This export is already being prepared."))
+            return HttpResponseRedirect(exports_url)
+        if inline:
+            run_export(job.pk)
+            job.refresh_from_db()
+            if job.state == ExportJob.State.DONE:
+                ExportJob.objects.filter(pk=job.pk).update(notified_at=timezone.now())
+                return download_response(job)
+            return HttpResponseRedirect(exports_url)
+        messages.info(request, _("The export is being prepared; this page shows its progress."))
+        return HttpResponseRedirect(exports_url)
+
+
+# Jobs --------------------------------------------------------------------------------
+
+
+class ExportStopped(Exception):
+    """The job is no longer running (interrupted meanwhile, or its owner deleted)."""
+
+
+def _address(value):
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None
+
+
+def export_queue(*, user, list_name, query_string, file_name, rows_expected=None, inline=False):
+    """Record an export of a list for `user` and, after the commit, ask a worker to write
+    it (unless `inline`: the caller writes it now). Returns (job, created): the same list's
+    export already queued or running instead of a second one, (None, False) when the
+    login has MAX_ACTIVE_PER_USER exports queued or running already."""
+    context = audit.current_context()
+    with transaction.atomic():
+        # One export request of a login at a time: two clicks make one job.
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        active = ExportJob.objects.filter(user=user, state__in=ExportJob.ACTIVE)
+        active = list(active.only("pk", "list_name", "query_string"))
+        for job in active:
+            if (job.list_name, job.query_string) == (list_name, query_string):
+                return job, False
+        if len(active) >= MAX_ACTIVE_PER_USER:
+            return None, False
+        job = ExportJob.objects.create(
+            user=user,
+            list_name=list_name,
+            query_string=query_string,
+            language=translation.get_language() or settings.LANGUAGE_CODE,
+            file_name=file_name,
+            rows_expected=rows_expected,
+            address=_address(context.get("address")),
+            request_id=context.get("request_id", "")[:64],
+        )
+        if not inline:
+            transaction.on_commit(partial(export_kick, job.pk), robust=True)
+    return job, True
+
+
+def export_kick(job_id):
+    """Ask a worker to write the export; with the broker down it stays queued, and is
+    marked interrupted after QUEUED_SECONDS (the exports page says so)."""
+    if not getattr(settings, "TRACKER_KICK_ON_COMMIT", True):
+        return
+    try:
+        from .tasks import export_csv
+
+        export_csv.apply_async(args=[str(job_id)], retry=False)
+    except Exception:  # noqa: BLE001 - the broker being down must not fail the request
+        logger.warning("Could not reach the broker; export %s stays queued.", job_id, exc_info=True)
+
+
+def list_admin(list_name):
+    """The ModelAdmin of an exportable list ("exchanges.negotiation"), or None."""
+    from django.contrib import admin
+
+    try:
+        model = apps.get_model(list_name)
+    except (LookupError, ValueError):
+        return None
+    model_admin = admin.site._registry.get(model)
+    return model_admin if isinstance(model_admin, CsvExportMixin) else None
+
+
+def may_export_any(request):
+    """Whether the login may view (and so export) at least one exportable list."""
+    from django.contrib import admin
+
+    return policy.is_staff(request.user) and any(
+        model_admin.has_view_or_change_permission(request)
+        for model_admin in admin.site._registry.values()
+        if isinstance(model_admin, CsvExportMixin)
+    )
+
+
+def request_as(user, list_name, query_string=""):
+    """A GET of the list's page by `user` with the stored query string: what the admin
+    needs to build the changelist exactly as it was on screen."""
+    request = HttpRequest()
+    request.method = "GET"
+    request.path = request.path_info = f"/admin/{list_name.replace('.', '/')}/"
+    request.GET = QueryDict(query_string)
+    request.META = {"SERVER_NAME": "export", "SERVER_PORT": "80", "QUERY_STRING": query_string}
+    request.user = user
+    request.LANGUAGE_CODE = translation.get_language()
+    request.session = {}
+    return request
+
+
+def may_export(user, model_admin, request):
+    """Whether the login may still read the list: active staff with its view permission."""
+    return policy.is_staff(user) and model_admin.has_view_or_change_permission(request)
+
+
+def run_export(job_id):
+    """Write a queued export: the body of the `exchanges.export_csv` task, also run in the
+    request for a small list. Safe to run twice: only the run that takes the job from
+    queued writes it. Returns a small summary, e.g. {"state": "done", "rows": 1000000}."""
+    now = timezone.now()
+    taken = ExportJob.objects.filter(pk=job_id, state=ExportJob.State.QUEUED).update(
+        state=ExportJob.State.RUNNING, started_at=now, progress_at=now
+    )
+    if not taken:
+        return {"state": "skipped"}
+    job = ExportJob.objects.select_related("user").get(pk=job_id)
+    exports_dir().mkdir(parents=True, exist_ok=True)
+    token = audit.set_context(
+        request_id=job.request_id, channel=audit.current_context().get("channel", "system"), address=job.address
+    )
+    try:
+        with translation.override(job.language):
+            rows = _write(job)
+    except ExportStopped:
+        _remove(job.partial_path, job.path)
+        return {"state": "interrupted"}
+    except Exception as error:  # noqa: BLE001 - whatever went wrong, the job says so
+        _remove(job.partial_path, job.path)
+        if not isinstance(error, (PermissionDenied, IncorrectLookupParameters, ValidationError)):
+            logger.exception("Export %s failed.", job.pk)
+        with translation.override(job.language):
+            message = _failure_message(error)
+        ExportJob.objects.filter(pk=job.pk, state=ExportJob.State.RUNNING).update(
+            state=ExportJob.State.FAILED, error=message[:1000], finished_at=timezone.now()
+        )
+        return {"state": "failed"}
+    finally:
+        audit.reset_context(token)
+    return {"state": "done", "rows": rows}
+
+
+def _failure_message(error):
+    if isinstance(error, PermissionDenied):
+        return _("You may no longer view this list.")
+    if isinstance(error, (IncorrectLookupParameters, ValidationError)):
+        return _("The list's filters could not be applied; export it again from the list.")
+    return _("The file could not be written (%(error)s). Export again, or ask an administrator.") % {
+        "error": type(error).__name__
+    }
+
+
+def _write(job):
+    """Rebuild the list as the job's owner, write its rows, rename the file and mark the
+    job done with the access log of the staff-only negotiations it includes."""
+    model_admin = list_admin(job.list_name)
+    request = request_as(job.user, job.list_name, job.query_string)
+    if model_admin is None or not may_export(job.user, model_admin, request):
+        raise PermissionDenied
+    request._csv_export = True
+    changelist = model_admin.get_changelist_instance(request)
+    queryset = model_admin.csv_queryset(changelist.queryset)
+    columns = _Columns(model_admin, queryset)
+    rows = queryset.values_list(*columns.lookups)
+    if job.rows_expected is None:
+        from .admin.counts import estimated_rows
+
+        expected = estimated_rows(changelist.queryset)
+        if expected is None:
+            expected = rows.count()
+        _progress(job, rows_expected=expected)
+
+    staff_only = set()
+    written = 0
+    last = time.monotonic()
+    with open(job.partial_path, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
+        out.write("\ufeff")
+        writer = csv.writer(out)
+        writer.writerow(columns.header)
+        for values in rows.iterator(chunk_size=CHUNK_SIZE):
+            writer.writerow(columns.cells(values))
+            if columns.visibility_at is not None and values[columns.visibility_at] == Visibility.STAFF_ONLY:
+                staff_only.add(values[columns.negotiation_at])
+            written += 1
+            if written % 1000 == 0 and time.monotonic() - last >= PROGRESS_SECONDS:
+                _progress(job, rows_written=written)
+                last = time.monotonic()
+    os.replace(job.partial_path, job.path)
+    with transaction.atomic():
+        done = ExportJob.objects.filter(pk=job.pk, state=ExportJob.State.RUNNING).update(
+            state=ExportJob.State.DONE, rows_written=written, finished_at=timezone.now(), progress_at=timezone.now()
+        )
+        if not done:
+            raise ExportStopped
+        _log_staff_only(job.user, staff_only)
+    return written
+
+
+def _progress(job, **fields):
+    """Write progress; a job no longer running (interrupted meanwhile) stops the writer."""
+    if not ExportJob.objects.filter(pk=job.pk, state=ExportJob.State.RUNNING).update(progress_at=timezone.now(), **fields):
+        raise ExportStopped
+
+
+def _log_staff_only(user, negotiation_ids, batch=2000):
+    """One access-log entry per staff-only negotiation the file includes."""
+    ids = list(negotiation_ids)
+    for start in range(0, len(ids), batch):
+        negotiations = Negotiation.objects.filter(pk__in=ids[start : start + batch]).only("pk", "reference", "title", "visibility")
+        audit.log_staff_access(user, negotiations, channel=AccessLogEntry.Channel.EXPORT)
+
+
+def _remove(*paths):
+    for file in paths:
+        try:
+            os.remove(file)
+        except FileNotFoundError:
+            pass
+
+
+def mark_interrupted(now=None):
+    """Running exports whose worker stopped giving signs of life (STALE_SECONDS), and
+    queued ones no worker took (QUEUED_SECONDS), become interrupted; their partial files
+    are removed. Run on every read of the exports and by beat. Returns how many."""
+    now = now or timezone.now()
+    stale = models.Q(state=ExportJob.State.RUNNING, progress_at__lt=now - timedelta(seconds=STALE_SECONDS)) | models.Q(
+        state=ExportJob.State.QUEUED, created_at__lt=now - timedelta(seconds=QUEUED_SECONDS)
+    )
+    ids = list(ExportJob.objects.filter(stale).values_list("pk", flat=True)[:1000])
+    if not ids:
+        return 0
+    # Still stale when marked (its worker may have written progress meanwhile).
+    count = ExportJob.objects.filter(stale, pk__in=ids).update(state=ExportJob.State.INTERRUPTED, finished_at=now)
+    for job_id in ExportJob.objects.filter(pk__in=ids, state=ExportJob.State.INTERRUPTED).values_list("pk", flat=True):
+        _remove(exports_dir() / f"{job_id}.csv.part", exports_dir() / f"{job_id}.csv")
+    return count
+
+
+def tend_exports(now=None):
+    """Beat's upkeep of the exports: interrupted ones marked, those older than KEEP_DAYS
+    deleted with their files, and files no job owns removed. Safe to run twice or late.
+    Returns e.g. {"interrupted": 1, "deleted": 3, "orphans": 0}."""
+    now = now or timezone.now()
+    interrupted = mark_interrupted(now)
+    old = ExportJob.objects.filter(created_at__lt=now - timedelta(days=KEEP_DAYS))
+    old_ids = list(old.values_list("pk", flat=True)[:10000])
+    ExportJob.objects.filter(pk__in=old_ids).delete()
+    for job_id in old_ids:
+        _remove(exports_dir() / f"{job_id}.csv", exports_dir() / f"{job_id}.csv.part")
+    orphans = 0
+    folder = exports_dir()
+    if folder.is_dir():
+        known = {str(pk) for pk in ExportJob.objects.exclude(state=ExportJob.State.INTERRUPTED).values_list("pk", flat=True)}
+        cutoff = time.time() - 60  # a file just created by a job being recorded right now
+        for file in folder.iterdir():
+            if file.name.split(".", 1)[0] not in known and file.stat().st_mtime < cutoff:
+                _remove(file)
+                orphans += 1
+    return {"interrupted": interrupted, "deleted": len(old_ids), "orphans": orphans}
+
+
+def downloadable(job):
+    """Whether the job's file is complete and there (never a partial one)."""
+    return job.state == ExportJob.State.DONE and job.path.is_file()
+
+
+def download_response(job):
+    """The complete file, streamed, under the list's name and the day it was asked for."""
+    response = FileResponse(
+        open(job.path, "rb"), as_attachment=True, filename=job.file_name, content_type="text/csv; charset=utf-8"
+    )
+    return response
+
+
+def list_label(list_name):
+    try:
+        return str(apps.get_model(list_name)._meta.verbose_name_plural)
+    except (LookupError, ValueError):
+        return list_name
+
+
+def notify_finished(request):
+    """A message on the owner's next list or exports page for each export that finished
+    since: a link to the file, or why there is none. Each is told once (one query when
+    there is nothing to tell; running exports whose worker died are found by beat and by
+    the exports page)."""
+    user = request.user
+    if not getattr(user, "is_authenticated", False) or not hasattr(request, "_messages"):
+        return
+    finished = list(
+        ExportJob.objects.filter(user=user, notified_at__isnull=True)
+        .exclude(state__in=ExportJob.ACTIVE)
+        .order_by("created_at")[:20]
+    )
+    for job in finished:
+        label = list_label(job.list_name)
+        if job.state == ExportJob.State.DONE:
+            url = reverse("admin:exchanges_exportjob_download", args=[job.pk])
+            messages.success(
+                request,
+                format_html(
+                    _('Your export of {list} is ready: <a href="{url}">download {file}</a>.'), list=label, url=url, file=job.file_name
+                ),
+            )
+        elif job.state == ExportJob.State.INTERRUPTED:
+            messages.warning(request, _("Your export of %(list)s was interrupted; export it again.") % {"list": label})
+        else:
+            messages.error(request, _("Your export of %(list)s failed: %(error)s") % {"list": label, "error": job.error})
+    if finished:
+        ExportJob.objects.filter(pk__in=[job.pk for job in finished]).update(notified_at=timezone.now())

@@ -1,11 +1,12 @@
-"""Celery tasks of the record. Beat runs `exchanges.seal_trail` every minute or so (the
-entry lives in `CELERY_BEAT_SCHEDULE`, config/settings/base.py)."""
+"""Celery tasks of the record. Beat runs `exchanges.seal_trail` every minute or so and
+`exchanges.tend_exports` every five (the entries live in `CELERY_BEAT_SCHEDULE`,
+config/settings/base.py); `exchanges.export_csv` writes an admin list's CSV export."""
 import logging
 
 from celery import shared_task
 from django.conf import settings
 
-from . import chain
+from . import chain, spreadsheets
 
 logger = logging.getLogger(__name__)
 
@@ -29,3 +30,19 @@ def seal_trail_soon():
         seal_trail.apply_async(retry=False)
     except Exception:  # noqa: BLE001 - the broker being down must not fail the write
         logger.warning("Could not reach the broker; beat will seal the audit trail.", exc_info=True)
+
+
+@shared_task(name="exchanges.export_csv")
+def export_csv(job_id):
+    """Write one queued CSV export (`spreadsheets.run_export`). Safe to run twice: a
+    redelivered task (its worker killed, or Redis's visibility timeout passed during a
+    long export) finds the job taken and does nothing; a job whose worker died is marked
+    interrupted by `tend_exports`, never offered as complete."""
+    return spreadsheets.run_export(job_id)
+
+
+@shared_task(name="exchanges.tend_exports")
+def tend_exports():
+    """Mark exports whose worker died as interrupted, delete old ones and their files
+    (beat, every few minutes). Returns e.g. {"interrupted": 0, "deleted": 2, "orphans": 0}."""
+    return spreadsheets.tend_exports()

@@ -8,11 +8,16 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from exchanges.models import AuditEntry, ReportedFigure
+from exchanges.models import AuditEntry, ExportJob, ReportedFigure
 from tests.factories import DetaineeGroupFactory, NegotiationFactory, ReportedFigureFactory
 from tracker.services import scan_stalls
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _exports_in_tmp(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
 
 
 @pytest.fixture
@@ -50,6 +55,16 @@ def test_the_negotiations_export_follows_the_lists_filters_and_search(staff, con
 def test_the_list_page_links_to_the_export_with_its_filters(staff, confidential):
     page = staff.get(reverse("admin:exchanges_negotiation_changelist"), {"status__exact": "proposed"}).content.decode()
     assert reverse("admin:exchanges_negotiation_export") + "?status__exact=proposed" in page
+
+
+def test_a_small_list_downloads_at_once_and_is_listed_among_the_exports(staff, staff_user, public_negotiation):
+    rows = read_csv(staff.get(reverse("admin:exchanges_negotiation_export")))
+    assert [row["reference"] for row in rows] == [public_negotiation.reference]
+    job = ExportJob.objects.get(user=staff_user)
+    assert (job.state, job.rows_written, job.list_name) == ("done", 1, "exchanges.negotiation")
+    page = staff.get(reverse("admin:exchanges_exportjob_changelist")).content.decode()
+    assert reverse("admin:exchanges_exportjob_download", args=[job.pk]) in page
+    assert "is ready" not in page  # downloaded already: no message about it
 
 
 def test_an_export_never_hands_a_spreadsheet_a_formula(staff):

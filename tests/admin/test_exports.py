@@ -1,0 +1,249 @@
+"""Exports of big lists as jobs: queued, written by a worker as the login who asked, shown
+with their progress, downloaded by their owner only once complete (issue 17)."""
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from exchanges import spreadsheets
+from exchanges.models import AccessLogEntry, ExportJob, Team
+from exchanges.spreadsheets import CsvExportMixin
+from exchanges.tasks import export_csv, tend_exports
+from tests.factories import DetaineeGroupFactory, NegotiationFactory
+
+pytestmark = pytest.mark.django_db
+
+EXPORT = "admin:exchanges_negotiation_export"
+EXPORTS = "admin:exchanges_exportjob_changelist"
+
+
+@pytest.fixture(autouse=True)
+def _big_lists(settings, tmp_path, monkeypatch):
+    """Every list counts as big (a job, not a download in the request); files in tmp."""
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setattr(CsvExportMixin, "csv_inline_rows", 0)
+
+
+@pytest.fixture
+def login(django_user_model):
+    """`login(role=None, teams=(), superuser=False, language="en")`: a logged-in client."""
+    made = []
+
+    def make(role=None, *, teams=(), superuser=False, language="en"):
+        user = django_user_model.objects.create_user(
+            username=f"login-{len(made)}", password="pw-staff-123", is_staff=True, is_superuser=superuser
+        )
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        for team in teams:
+            team.members.add(user)
+        client = Client()
+        client.force_login(user)
+        client.cookies[django_settings.LANGUAGE_COOKIE_NAME] = language
+        client.user = user
+        made.append(user)
+        return client
+
+    return make
+
+
+def queue(client, **query):
+    response = client.get(reverse(EXPORT), query)
+    assert response.status_code == 302 and response["Location"] == reverse(EXPORTS)
+    return ExportJob.objects.filter(user=client.user).latest("created_at")
+
+
+def download(client, job):
+    return client.get(reverse("admin:exchanges_exportjob_download", args=[job.pk]))
+
+
+def read(response):
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    body = b"".join(response.streaming_content).decode("utf-8")
+    assert body.startswith("\ufeff")
+    return list(csv.DictReader(io.StringIO(body[1:])))
+
+
+def test_a_big_export_is_queued_written_by_the_task_and_downloaded_with_the_lists_rows(login, confidential, public_negotiation):
+    NegotiationFactory(title='=HYPERLINK("http://evil.example")', visibility="participants")
+    staff = login(superuser=True, language="uk")
+    job = queue(staff, visibility__exact="participants")
+    page = staff.get(reverse(EXPORTS)).content.decode()
+    assert job.state == "queued" and 'http-equiv="refresh"' in page  # the page refreshes itself meanwhile
+    assert "download/" not in page
+
+    assert export_csv(str(job.pk)) == {"state": "done", "rows": 2}
+    page = staff.get(reverse(EXPORTS)).content.decode()
+    assert 'http-equiv="refresh"' not in page and job.file_name in page
+    response = download(staff, job)
+    assert response["Content-Disposition"] == f'attachment; filename="negotiations-{timezone.localdate().isoformat()}.csv"'
+    rows = read(response)
+    assert sorted(row["title"] for row in rows) == ["'=HYPERLINK(\"http://evil.example\")", "Wounded for wounded"]
+    row = next(row for row in rows if row["reference"] == confidential.reference)
+    # The user's language: labels of choices, of yes/no and of the participants' roles.
+    assert (row["status"], row["visibility"], row["stalled"]) == ("Запропоновано", "Лише учасники", "ні")
+    assert row["participants"] == "Government of Ukraine (Сторона); Russian Federation (Сторона); International Committee of the Red Cross (Фасилітатор)"
+    assert row["groups"] == "Azovstal garrison"
+
+
+def test_the_export_is_the_list_as_its_owner_sees_it(login, staff_only, public_negotiation):
+    desk = Team.objects.create(name="Another desk")
+    outsider = login("Coordinator", teams=[desk])
+    job = queue(outsider)
+    export_csv(str(job.pk))
+    assert [row["title"] for row in read(download(outsider, job))] == ["All-for-all"]  # not the staff-only one
+    assert not AccessLogEntry.objects.exists()
+
+
+def test_an_export_that_includes_staff_only_negotiations_is_in_the_access_log(login, staff_only, public_negotiation):
+    staff = login(superuser=True)
+    job = queue(staff)
+    export_csv(str(job.pk))
+    entries = AccessLogEntry.objects.filter(channel="export")
+    assert [(entry.negotiation_id, entry.user_id) for entry in entries] == [(staff_only.pk, staff.user.pk)]
+    assert {row["title"] for row in read(download(staff, job))} == {"Internal assessment", "All-for-all"}
+
+
+def test_another_login_can_neither_see_nor_download_an_export(login, public_negotiation):
+    owner, other = login(superuser=True), login(superuser=True)
+    job = queue(owner)
+    export_csv(str(job.pk))
+    assert job.file_name in owner.get(reverse(EXPORTS)).content.decode()
+    assert job.file_name not in other.get(reverse(EXPORTS)).content.decode()
+    assert download(other, job).status_code == 404
+    assert download(owner, job).status_code == 200
+
+
+def test_the_owner_no_longer_allowed_to_view_the_list_cannot_download(login, public_negotiation):
+    viewer = login("Viewer")
+    job = queue(viewer)
+    export_csv(str(job.pk))
+    viewer.user.groups.clear()
+    assert download(viewer, job).status_code == 404
+
+
+def test_an_export_whose_owner_lost_the_permission_before_it_ran_fails_and_says_why(login, public_negotiation):
+    viewer = login("Viewer")
+    job = queue(viewer)
+    viewer.user.groups.clear()
+    assert export_csv(str(job.pk)) == {"state": "failed"}
+    job.refresh_from_db()
+    assert job.state == "failed" and job.error == "You may no longer view this list."
+    assert not job.path.exists() and not job.partial_path.exists()
+
+
+def test_an_export_that_breaks_while_writing_leaves_no_file_and_says_so(login, public_negotiation, confidential, monkeypatch):
+    staff = login(superuser=True)
+    job = queue(staff)
+
+    def broken(self, values):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(spreadsheets._Columns, "cells", broken)
+    assert export_csv(str(job.pk)) == {"state": "failed"}
+    job.refresh_from_db()
+    assert job.state == "failed" and "OSError" in job.error
+    assert not job.path.exists() and not job.partial_path.exists()
+    response = download(staff, job)
+    assert response.status_code == 302  # back to the exports page, with a message, never a file
+    assert "OSError" in staff.get(reverse(EXPORTS)).content.decode()
+
+
+def test_an_export_whose_worker_died_is_shown_interrupted_and_its_partial_file_never_offered(login, public_negotiation):
+    staff = login(superuser=True)
+    job = queue(staff)
+    # The worker took it, wrote part of the file, and was killed.
+    ExportJob.objects.filter(pk=job.pk).update(
+        state="running", rows_written=5000, progress_at=timezone.now() - timedelta(seconds=spreadsheets.STALE_SECONDS + 1)
+    )
+    job.partial_path.parent.mkdir(parents=True, exist_ok=True)
+    job.partial_path.write_text("\ufeffreference\nNEG-1\n", encoding="utf-8")
+
+    page = staff.get(reverse(EXPORTS)).content.decode()
+    job.refresh_from_db()
+    assert job.state == "interrupted" and "Interrupted before the file was complete" in page
+    assert not job.partial_path.exists() and not job.path.exists()
+    assert download(staff, job).status_code == 302
+    assert export_csv(str(job.pk)) == {"state": "skipped"}  # a late redelivery writes nothing
+
+
+def test_a_job_running_twice_writes_once(login, public_negotiation):
+    staff = login(superuser=True)
+    job = queue(staff)
+    assert export_csv(str(job.pk))["state"] == "done"
+    assert export_csv(str(job.pk)) == {"state": "skipped"}
+
+
+def test_two_clicks_make_one_export(login, public_negotiation):
+    staff = login(superuser=True)
+    first = queue(staff, status__exact="proposed")
+    second = queue(staff, status__exact="proposed")
+    assert first.pk == second.pk and ExportJob.objects.count() == 1
+
+
+def test_the_owner_is_told_on_the_next_list_page_once(login, public_negotiation):
+    staff = login(superuser=True)
+    job = queue(staff)
+    export_csv(str(job.pk))
+    changelist = reverse("admin:exchanges_negotiation_changelist")
+    page = staff.get(changelist).content.decode()
+    assert "is ready" in page and reverse("admin:exchanges_exportjob_download", args=[job.pk]) in page
+    assert "is ready" not in staff.get(changelist).content.decode()
+
+
+def test_old_exports_are_deleted_with_their_files(login, public_negotiation):
+    staff = login(superuser=True)
+    job = queue(staff)
+    export_csv(str(job.pk))
+    assert job.path.exists()
+    assert tend_exports() == {"interrupted": 0, "deleted": 0, "orphans": 0}
+    ExportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(days=spreadsheets.KEEP_DAYS + 1))
+    assert tend_exports()["deleted"] == 1
+    assert not job.path.exists() and not ExportJob.objects.exists()
+
+
+def test_the_flags_and_handovers_exports_run_as_jobs_too(login, public_negotiation):
+    staff = login(superuser=True)
+    for name in ("admin:tracker_flag_export", "admin:exchanges_handover_export", "admin:exchanges_reportedfigure_export"):
+        assert staff.get(reverse(name)).status_code == 302
+    jobs = ExportJob.objects.filter(user=staff.user)
+    assert {job.list_name for job in jobs} == {"tracker.flag", "exchanges.handover", "exchanges.reportedfigure"}
+    for job in jobs:
+        assert export_csv(str(job.pk))["state"] == "done"
+
+
+def _queries_writing(user, parties, count):
+    """Add `count` negotiations, each with three participants and a group; export them all:
+    (the queries of writing the export, the rows it wrote)."""
+    group = DetaineeGroupFactory()
+    for _number in range(count):
+        NegotiationFactory(participants=[(party, "side") for party in parties], groups=[group], visibility="staff_only")
+    job = ExportJob.objects.create(user=user, list_name="exchanges.negotiation", language="en", file_name="n.csv")
+    with CaptureQueriesContext(connection) as captured:
+        result = spreadsheets.run_export(job.pk)
+    return len(captured), result["rows"]
+
+
+def test_the_row_writer_needs_as_many_queries_for_30_rows_as_for_3(django_user_model, ukraine, russia, icrc):
+    user = django_user_model.objects.create_user(username="exporter", is_staff=True, is_superuser=True)
+    few = _queries_writing(user, [ukraine, russia, icrc], 3)
+    many = _queries_writing(user, [ukraine, russia, icrc], 27)
+    assert few[1] == 3 and many[1] == 30
+    assert many[0] == few[0]
+
+
+def test_a_login_has_at_most_three_exports_waiting(login, public_negotiation):
+    staff = login(superuser=True)
+    for status in ("proposed", "in_talks", "agreed"):
+        queue(staff, status__exact=status)
+    response = staff.get(reverse(EXPORT), {"status__exact": "completed"}, follow=True)
+    assert "You have 3 exports being prepared" in response.content.decode()
+    assert ExportJob.objects.filter(user=staff.user).count() == 3
