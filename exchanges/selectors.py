@@ -2,18 +2,19 @@
 answer; every read here starts from it.
 """
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, JSONField, Max, OuterRef, Prefetch, Q
+from django.db.models import Count, Exists, JSONField, OuterRef, Prefetch, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncMonth
+from django.utils import timezone
 
 from . import policy
 from .soft_cache import soft
 from .choices import OPEN, HandoverState, NegotiationStatus
-from .models import Commitment, CoveredGroup, Handover, Transfer, DetaineeGroup, Event, Negotiation, Participant, ReportedFigure, StatusChange
+from .models import AuditEntry, Commitment, CoveredGroup, Handover, Transfer, DetaineeGroup, Event, Negotiation, Participant, ReportedFigure, StatusChange
 
 
 PARTICIPANTS_JSON = """SELECT coalesce(json_agg(json_build_object('party', p.party_id, 'role', p.role) ORDER BY p.id), '[]')::text
@@ -196,75 +197,122 @@ def _month_start(day, back=0):
     return date(index // 12, index % 12 + 1, 1)
 
 
+#: The chart's closed months are kept at most this long (a backstop: the writes that change
+#: them are noticed at once, see `status_by_month`).
+CLOSED_MONTHS_SECONDS = 6 * 3600
+#: Writes made this long before the closed months were read are looked at again (their
+#: transaction may still have been open then).
+WRITE_MARGIN = timedelta(seconds=30)
+#: Audited changes of a negotiation that move it to another month or scope.
+RESCOPING_FIELDS = ["opened_on", "visibility", "teams", "participants"]
+
+
+def _chart_scope(principal):
+    """What decides which negotiations the principal sees: logins that see the same ones
+    share cached counts, and no others."""
+    if principal is None:
+        return "system"
+    if policy.is_client(principal):
+        return f"party:{principal.party_id}"
+    if not policy.has_model_perm(principal, Negotiation):
+        return "none"
+    if policy.sees_every_staff_only(principal):
+        return "all"
+    return "teams:" + ",".join(sorted(str(pk) for pk in policy.team_ids(principal)))
+
+
+def _month_moment(month):
+    """The first instant of a month in the current time zone (where TruncMonth cuts)."""
+    return timezone.make_aware(datetime.combine(month, time.min))
+
+
+def _status_deltas(principal, *, since=None, before=None):
+    """{month start: {status: change}} over the negotiations the principal may see: +1 in
+    `proposed` the month one opened, and -1/+1 the month of each status change; only
+    months in [since, before) when given. Two grouped queries."""
+    def seen(prefix=""):
+        """The negotiations (through `prefix`) the principal may see; all for the system."""
+        return Q() if principal is None else policy.negotiation_visibility_q(principal, prefix)
+
+    opened, moved = Negotiation.objects.filter(seen()), StatusChange.objects.filter(seen("negotiation__"))
+    if since is not None:
+        opened, moved = opened.filter(opened_on__gte=since), moved.filter(occurred_at__gte=_month_moment(since))
+    if before is not None:
+        opened, moved = opened.filter(opened_on__lt=before), moved.filter(occurred_at__lt=_month_moment(before))
+    deltas = defaultdict(lambda: defaultdict(int))
+    for row in opened.order_by().annotate(month=TruncMonth("opened_on")).values("month").annotate(n=Count("pk")):
+        deltas[row["month"]][NegotiationStatus.PROPOSED.value] += row["n"]
+    moves = moved.order_by().annotate(month=TruncMonth("occurred_at")).values("month", "from_status", "to_status")
+    for row in moves.annotate(n=Count("pk")):
+        month = row["month"].date() if hasattr(row["month"], "date") else row["month"]
+        deltas[month][row["from_status"]] -= row["n"]
+        deltas[month][row["to_status"]] += row["n"]
+    return deltas
+
+
+def _closed_months(principal, starts, current):
+    """The counts at the end of each month in `starts` (all before `current`) and the
+    running totals at the end of the last month before `current` (`base`)."""
+    read_at = timezone.now()
+    running = defaultdict(int)
+    series = []
+    pending = iter(sorted(_status_deltas(principal, before=current).items()))
+    month, changes = next(pending, (None, {}))
+    for start in [*starts, None]:
+        while month is not None and (start is None or month <= start):
+            for status, change in changes.items():
+                running[status] += change
+            month, changes = next(pending, (None, {}))
+        if start is not None:
+            series.append((start, {str(status): max(0, running[str(status)]) for status in NegotiationStatus}))
+    return {"series": series, "base": dict(running), "read_at": read_at}
+
+
+def _closed_months_changed(current, *, since):
+    """Whether a write since `since` changed a month before `current`: a status change
+    recorded with an earlier date, a negotiation recorded as opened earlier, or one whose
+    opening date, visibility, teams or participants changed. Three reads along indexes
+    (`created_at`, the trail's `occurred_at`) of the rows written since."""
+    since = since - WRITE_MARGIN
+    return (
+        StatusChange.objects.filter(created_at__gte=since, occurred_at__lt=_month_moment(current)).exists()
+        or Negotiation.objects.filter(created_at__gte=since, opened_on__lt=current).exists()
+        or AuditEntry.objects.filter(
+            occurred_at__gte=since, model="exchanges.negotiation", action=AuditEntry.Action.UPDATE,
+            changes__has_any_keys=RESCOPING_FIELDS,
+        ).exists()
+    )  # fmt: skip
+
+
 def status_by_month(principal, *, today, months=12):
     """How many of the negotiations `principal` may see stood in each status at the end of
     each of the last `months` months (the current one: today), from the record's real-world
     dates.
 
     A negotiation counts as `proposed` from the month it opened; each status change moves
-    one from its `from_status` to its `to_status` in the month it occurred. Two grouped
-    queries whatever the table size; the result is cached until the record changes, per
-    scope (what the principal may see), so no login is shown another's counts.
-    """
-    def seen(prefix=""):
-        """The negotiations (through `prefix`) the principal may see; all for the system."""
-        return Q() if principal is None else policy.negotiation_visibility_q(principal, prefix)
+    one from its `from_status` to its `to_status` in the month it occurred.
 
-    # What decides which negotiations the principal sees: logins that see the same ones
-    # share cached counts, and no others.
-    if principal is None:
-        scope = "system"
-    elif policy.is_client(principal):
-        scope = f"party:{principal.party_id}"
-    elif not policy.has_model_perm(principal, Negotiation):
-        scope = "none"
-    elif policy.sees_every_staff_only(principal):
-        scope = "all"
-    else:
-        scope = "teams:" + ",".join(sorted(str(pk) for pk in policy.team_ids(principal)))
-    version = (
-        Negotiation.objects.aggregate(latest=Max("updated_at"))["latest"],
-        StatusChange.objects.aggregate(latest=Max("created_at"))["latest"],
-    )
-    stamps = ":".join(moment.isoformat() if moment else "-" for moment in version)
-    key = f"exchanges:status_by_month:{scope}:{today.isoformat()}:{months}:{stamps}"
-    cached = soft(lambda: cache.get(key), None, "the status chart's cache")
-    if cached is not None:
-        return cached
+    The months before the current one are cached per scope (what the principal may see:
+    logins that see the same negotiations share them, no other) under a key that writes do
+    not change, and read again only when a write changed them (`_closed_months_changed`:
+    a status change back-dated into an earlier month, a negotiation opened in one, a
+    negotiation's visibility, teams, participants or opening date changed) or after
+    `CLOSED_MONTHS_SECONDS`. The current month is counted afresh on every call from the
+    rows dated in it (indexes on the dates), so a change made now shows at once. Without
+    the cache (Redis down) every call reads everything: slower, never an error.
+    """
+    scope = _chart_scope(principal)
+    current = _month_start(today)
     starts = [_month_start(today, back) for back in range(months - 1, -1, -1)]
-    deltas = defaultdict(lambda: defaultdict(int))  # month start -> status -> change
-    opened = (
-        Negotiation.objects.filter(seen())
-        .order_by()
-        .annotate(month=TruncMonth("opened_on"))
-        .values("month")
-        .annotate(n=Count("pk"))
-    )
-    for row in opened:
-        deltas[row["month"]][NegotiationStatus.PROPOSED.value] += row["n"]
-    moves = (
-        StatusChange.objects.filter(seen("negotiation__"))
-        .order_by()
-        .annotate(month=TruncMonth("occurred_at"))
-        .values("month", "from_status", "to_status")
-        .annotate(n=Count("pk"))
-    )
-    for row in moves:
-        month = row["month"].date() if hasattr(row["month"], "date") else row["month"]
-        deltas[month][row["from_status"]] -= row["n"]
-        deltas[month][row["to_status"]] += row["n"]
-    running = defaultdict(int)
-    series = []
-    pending = iter(sorted(deltas.items()))
-    month, changes = next(pending, (None, {}))
-    for start in starts:
-        while month is not None and month <= start:
-            for status, change in changes.items():
-                running[status] += change
-            month, changes = next(pending, (None, {}))
-        series.append((start, {str(status): max(0, running[str(status)]) for status in NegotiationStatus}))
-    soft(lambda: cache.set(key, series, 600), None, "the status chart's cache")
-    return series
+    key = f"exchanges:status_by_month:{scope}:{current.isoformat()}:{months}"
+    closed = soft(lambda: cache.get(key), None, "the status chart's cache")
+    if closed is None or _closed_months_changed(current, since=closed["read_at"]):
+        closed = _closed_months(principal, starts[:-1], current)
+        soft(lambda: cache.set(key, closed, CLOSED_MONTHS_SECONDS), None, "the status chart's cache")
+    following = _month_start(current + timedelta(days=31))
+    now = _status_deltas(principal, since=current, before=following).get(current, {})
+    running = {str(status): closed["base"].get(str(status), 0) + now.get(str(status), 0) for status in NegotiationStatus}
+    return [*closed["series"], (current, {status: max(0, count) for status, count in running.items()})]
 
 
 def staff_concerned(negotiation_ids, *, teams):
@@ -275,9 +323,14 @@ def staff_concerned(negotiation_ids, *, teams):
 
     User = get_user_model()
     wanted = {}  # negotiation id -> [user ids], in order
-    officers = Negotiation.objects.filter(pk__in=negotiation_ids, case_officer__isnull=False)
-    for negotiation_id, user_id in officers.values_list("pk", "case_officer"):
-        wanted.setdefault(negotiation_id, []).append(user_id)
+    # The case officers and the watchers in one query (a row per watcher, or one without).
+    watched = {}
+    rows = Negotiation.objects.filter(pk__in=negotiation_ids).filter(Q(case_officer__isnull=False) | Q(watchers__isnull=False))
+    for negotiation_id, officer_id, watcher_id in rows.order_by("watchers__username").values_list("pk", "case_officer", "watchers"):
+        if officer_id is not None and negotiation_id not in wanted:
+            wanted[negotiation_id] = [officer_id]
+        if watcher_id is not None:
+            watched.setdefault(negotiation_id, []).append(watcher_id)
     if teams:
         members = Negotiation.teams.through.objects.filter(negotiation__in=negotiation_ids).values_list(
             "negotiation", "team__members"
@@ -285,9 +338,8 @@ def staff_concerned(negotiation_ids, *, teams):
         for negotiation_id, user_id in members.order_by("team__name", "team__members__username"):
             if user_id is not None:
                 wanted.setdefault(negotiation_id, []).append(user_id)
-    watches = Negotiation.watchers.through.objects.filter(negotiation__in=negotiation_ids)
-    for negotiation_id, user_id in watches.order_by("user__username").values_list("negotiation", "user"):
-        wanted.setdefault(negotiation_id, []).append(user_id)
+    for negotiation_id, user_ids in watched.items():
+        wanted.setdefault(negotiation_id, []).extend(user_ids)
     users = User.objects.in_bulk({user_id for ids in wanted.values() for user_id in ids})
     users = {pk: user for pk, user in users.items() if user.is_active and user.email}
     visible = {

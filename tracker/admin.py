@@ -3,8 +3,7 @@
 Like the record's admin (`exchanges.admin`), every list and page reads through the policy
 and Django's model permissions decide which of them a login has.
 """
-from operator import attrgetter
-
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.loader import render_to_string
@@ -19,6 +18,7 @@ from exchanges.admin import ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline
 from exchanges.admin.base import safe_next
 from exchanges.admin.counts import FlatListMixin
 from exchanges.admin.history import person
+from exchanges.admin.search import THROUGH_NEGOTIATION, IndexedSearchMixin, Related, SearchSpec
 from exchanges.spreadsheets import CsvExportMixin
 
 from . import delivery, notify, services
@@ -56,23 +56,35 @@ class OpenFilter(admin.SimpleListFilter):
         return queryset
 
 
-def _acknowledged_by(flag):
-    who = flag.acknowledged_by
-    return str(who) if who else ""
+def _acknowledged_by(row):
+    """The staff login or the API client (as its name and party) that acknowledged it."""
+    if row["acknowledged_by_user__username"]:
+        return row["acknowledged_by_user__username"]
+    if row["acknowledged_by_client__name"]:
+        party = row["acknowledged_by_client__party__short_name"] or row["acknowledged_by_client__party__name"]
+        return f"{row['acknowledged_by_client__name']} ({party})"
+    return ""
+
+
+def _days_silent(row):
+    """`Flag.days_silent` from the row's values: until now while open, until resolved."""
+    if row["resolved_at"] is not None:
+        return max(0, (row["resolved_at"] - row["silent_since"]).days)
+    return max(0, (timezone.now() - row["negotiation__last_activity_at"]).days)
 
 
 @admin.register(Flag)
-class FlagAdmin(FlatListMixin, CsvExportMixin, ReadOnlyAdminMixin, RecordAdmin):
+class FlagAdmin(IndexedSearchMixin, FlatListMixin, CsvExportMixin, ReadOnlyAdminMixin, RecordAdmin):
     csv_filename = "flags"
     csv_negotiation_field = "negotiation"
     csv_columns = [
-        ("negotiation", lambda flag: flag.negotiation.reference),
-        ("title", lambda flag: flag.negotiation.title),
+        ("negotiation", "negotiation__reference"),
+        ("title", "negotiation__title"),
         "kind",
         "level",
-        "days_silent",
+        ("days_silent", _days_silent),
         "silent_since",
-        ("next_step_due", attrgetter("due_on")),
+        ("next_step_due", "due_on"),
         "raised_at",
         "escalated_at",
         "acknowledged_at",
@@ -80,14 +92,16 @@ class FlagAdmin(FlatListMixin, CsvExportMixin, ReadOnlyAdminMixin, RecordAdmin):
         "resolved_at",
         "resolution",
     ]
-
-    def csv_queryset(self, queryset):
-        return queryset.select_related("negotiation", "acknowledged_by_user", "acknowledged_by_client__party")
+    csv_row_values = [
+        "resolved_at", "silent_since", "negotiation__last_activity_at", "acknowledged_by_user__username",
+        "acknowledged_by_client__name", "acknowledged_by_client__party__short_name", "acknowledged_by_client__party__name",
+    ]  # fmt: skip
 
     list_display = ["negotiation_reference", "kind", "level", "silence", "raised_at", "acknowledged_at", "resolved_at", "resolution"]
     list_filter = [OpenFilter, "kind", "level", "resolution", ("raised_at", admin.DateFieldListFilter)]
     list_select_related = ["negotiation"]
     search_fields = ["negotiation__reference", "negotiation__title"]
+    search = SearchSpec(related=(THROUGH_NEGOTIATION,))
     #: Newest first, along `flag_recent`.
     ordering = ["-raised_at", "-id"]
     actions = ["acknowledge"]
@@ -231,11 +245,16 @@ class AttemptInline(ReadOnlyAdminMixin, RecordTabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdminMixin, RecordAdmin):
+class WebhookDeliveryAdmin(IndexedSearchMixin, ReadOnlyAdminMixin, RecordAdmin):
     list_display = ["event_type", "subscription", "negotiation", "status", "attempts", "last_status_code", "next_attempt_at", "created_at"]
     list_filter = ["status", "event_type"]
     list_select_related = ["subscription__client", "negotiation"]
     search_fields = ["message_id", "negotiation__reference", "subscription__url"]
+    #: The message id exactly (unique index); a negotiation or a subscription's address.
+    search = SearchSpec(
+        codes=("message_id",),
+        related=(THROUGH_NEGOTIATION, Related("subscription", "tracker.WebhookSubscription", SearchSpec(text=("url",)))),
+    )
     date_hierarchy = "created_at"
     inlines = [AttemptInline]
     actions = ["redeliver"]
@@ -258,10 +277,11 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, RecordAdmin):
 
 
 @admin.register(EmailNotification)
-class EmailNotificationAdmin(ReadOnlyAdminMixin, RecordAdmin):
+class EmailNotificationAdmin(IndexedSearchMixin, ReadOnlyAdminMixin, RecordAdmin):
     list_display = ["subject", "recipient", "created_at", "sent_at", "attempts", "last_error"]
     list_filter = ["sent_at"]
     search_fields = ["subject", "recipient__username", "recipient__email"]
+    search = SearchSpec(text=("subject",), related=(Related("recipient", settings.AUTH_USER_MODEL, SearchSpec(text=("username", "email"))),))
 
 
 @admin.register(ScanRun)

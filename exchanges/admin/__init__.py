@@ -7,6 +7,8 @@ asks `policy.allows` before offering a change or a delete, and Django's model pe
 """
 from . import access, groups, handovers, negotiations, parties, trail  # noqa: F401 - each registers its admins
 from . import case_file
+from . import two_factor  # noqa: F401 - replaces django-otp's device admins (no keys, audited removal)
+from . import exports  # noqa: F401 - the exports page (CSV exports written by a worker)
 from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, render_audit
 from .negotiations import NegotiationAdmin
 

@@ -20,6 +20,7 @@ from ..selectors import disputed_groups_q, figures_summary
 from ..spreadsheets import CsvExportMixin
 
 from .counts import FlatListMixin
+from .search import IndexedSearchMixin, Related, SearchSpec
 from .base import AuditedAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, adopt, changed_fields, may, is_saved, viewer_of
 
 
@@ -62,7 +63,7 @@ class DisputedFilter(admin.SimpleListFilter):
 
 
 @admin.register(DetaineeGroup)
-class DetaineeGroupAdmin(FlatListMixin, ServiceDeleteMixin, AuditedAdminMixin, RecordAdmin):
+class DetaineeGroupAdmin(IndexedSearchMixin, FlatListMixin, ServiceDeleteMixin, AuditedAdminMixin, RecordAdmin):
     list_display = [
         "name",
         "held_by",
@@ -75,6 +76,7 @@ class DetaineeGroupAdmin(FlatListMixin, ServiceDeleteMixin, AuditedAdminMixin, R
     list_filter = ["category", DisputedFilter, "held_by", "affiliated_with"]
     list_select_related = ["held_by", "affiliated_with"]
     search_fields = ["name", "location", "notes"]
+    search = SearchSpec(text=("name", "location", "notes"))
     autocomplete_fields = ["held_by", "affiliated_with"]
     readonly_fields = ["figures_side_by_side"]
     fieldsets = [
@@ -175,11 +177,12 @@ class FigureImportForm(forms.Form):
 
 
 @admin.register(ReportedFigure)
-class ReportedFigureAdmin(FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordAdmin):
+class ReportedFigureAdmin(IndexedSearchMixin, FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordAdmin):
     list_display = ["group", "metric", "value", "source_party", "source", "reported_on", "reliability"]
     list_filter = ["metric", "reliability", "source_party", ("reported_on", admin.DateFieldListFilter)]
     list_select_related = ["group", "source_party"]
     search_fields = ["group__name", "source", "notes"]
+    search = SearchSpec(text=("source", "notes"), related=(Related("group", "exchanges.DetaineeGroup", SearchSpec(text=("name",))),))
     #: Newest first, along `figure_recent`.
     ordering = ["-reported_on", "-created_at", "-id"]
     autocomplete_fields = ["group", "source_party"]
@@ -187,18 +190,15 @@ class ReportedFigureAdmin(FlatListMixin, CsvExportMixin, AuditedAdminMixin, Reco
     csv_filename = "reported-figures"
     csv_columns = [
         "group_id",
-        ("group", lambda figure: figure.group.name),
+        ("group", "group__name"),
         "metric",
         "value",
-        ("source_party", lambda figure: figure.source_party.name if figure.source_party else ""),
+        ("source_party", "source_party__name"),
         "source",
         "reported_on",
         "reliability",
         "notes",
     ]
-
-    def csv_queryset(self, queryset):
-        return queryset.select_related("group", "source_party")
 
     def get_urls(self):
         return [

@@ -17,6 +17,7 @@ from ..choices import HandoverState
 from ..models import Handover, Transfer
 from ..spreadsheets import CsvExportMixin
 from .agreement import PartiesOfTheNegotiationMixin, PartsWithinWholeForm, is_overdue
+from .search import THROUGH_NEGOTIATION, IndexedSearchMixin, SearchSpec
 from .base import AuditedAdminMixin, EditedWithParentMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, changed_fields, is_saved
 
 DISPUTE_COUNTS = ("released_count", "received_count", "verified_count")
@@ -115,14 +116,6 @@ class DisputedFilter(admin.SimpleListFilter):
         return queryset
 
 
-def _choice_label(choices):
-    labels = dict(choices)
-    return lambda value: labels.get(value, value)
-
-
-_state_label = _choice_label(HandoverState.choices)
-
-
 def _csv_disputed(row):
     counts = {row[f"transfers__{name}"] for name in DISPUTE_COUNTS} - {None}
     return len(counts) > 1
@@ -132,36 +125,29 @@ def _csv_overdue(row):
     return row["state"] == HandoverState.PLANNED and row["planned_on"] is not None and row["planned_on"] < timezone.localdate()
 
 
-def _value(key):
-    return lambda row: row[key]
-
-
-#: The CSV's columns: (header, key in `values()`, or a function of the row).
+#: The CSV's columns (`CsvExportMixin.csv_columns`): a lookup read with `values_list()`
+#: (the state as its label), or (header, lookup or function of the row).
 CSV_COLUMNS = [
     ("negotiation", "negotiation__reference"),
     ("negotiation_title", "negotiation__title"),
-    ("sequence", "sequence"),
-    ("state", lambda row: _state_label(row["state"])),
-    ("planned_on", "planned_on"),
-    ("occurred_on", "occurred_on"),
+    "sequence",
+    "state",
+    "planned_on",
+    "occurred_on",
     ("overdue", _csv_overdue),
-    ("location", "location"),
+    "location",
     ("verified_by", "verified_by__name"),
-    ("source", "source"),
-    ("notes", "notes"),
+    "source",
+    "notes",
     ("from_party", "transfers__from_party__name"),
     ("to_party", "transfers__to_party__name"),
     *((name, f"transfers__{name}") for name in services.TRANSFER_COUNTS),
     ("disputed", _csv_disputed),
 ]
-CSV_VALUES = sorted(
-    {key for _header, key in CSV_COLUMNS if isinstance(key, str)}
-    | {"state", "planned_on", *(f"transfers__{name}" for name in DISPUTE_COUNTS)}
-)
 
 
 @admin.register(Handover)
-class HandoverAdmin(CsvExportMixin, ServiceDeleteMixin, AuditedAdminMixin, RecordAdmin):
+class HandoverAdmin(IndexedSearchMixin, CsvExportMixin, ServiceDeleteMixin, AuditedAdminMixin, RecordAdmin):
     list_display = [
         "negotiation_reference", "sequence", "state", "planned_on", "occurred_on", "overdue_mark", "disputed_mark",
     ]  # fmt: skip
@@ -170,6 +156,7 @@ class HandoverAdmin(CsvExportMixin, ServiceDeleteMixin, AuditedAdminMixin, Recor
     list_filter = ["state", OverdueFilter, DisputedFilter]
     list_select_related = ["negotiation"]
     search_fields = ["negotiation__reference", "negotiation__title", "location", "source", "notes"]
+    search = SearchSpec(text=("location", "source", "notes"), related=(THROUGH_NEGOTIATION,))
     ordering = ["-negotiation__reference", "sequence"]
     autocomplete_fields = ["verified_by"]
     fields = [
@@ -183,11 +170,11 @@ class HandoverAdmin(CsvExportMixin, ServiceDeleteMixin, AuditedAdminMixin, Recor
     # query; the handover's fields repeat on each of its rows.
     csv_filename = "handovers"
     csv_negotiation_field = "negotiation"
-    csv_columns = [(header, _value(key) if isinstance(key, str) else key) for header, key in CSV_COLUMNS]
+    csv_columns = CSV_COLUMNS
+    csv_row_values = ["state", "planned_on", *(f"transfers__{name}" for name in DISPUTE_COUNTS)]
 
     def csv_queryset(self, queryset):
-        ordering = [*queryset.query.order_by, "transfers__id"]
-        return queryset.order_by(*ordering).values(*CSV_VALUES)
+        return queryset.order_by(*queryset.query.order_by, "transfers__id")
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(disputed=has_disputed_transfer())

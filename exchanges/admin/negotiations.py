@@ -7,7 +7,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Concat
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -16,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from .. import charts, policy, services
-from ..choices import FINAL, NegotiationStatus, allowed_transitions
+from ..choices import FINAL, NegotiationStatus, ParticipantRole, allowed_transitions
 from ..filters import aliases_match, mine_q
 from ..models import (
     AuditEntry,
@@ -29,10 +30,11 @@ from ..models import (
     StatusChange,
 )
 from ..selectors import NEXT_STEP_WINDOWS, next_step_q
-from ..spreadsheets import CsvExportMixin
+from ..spreadsheets import CsvExportMixin, JoinedCells, label_sql
 
 from . import agreement, case_file
 from .counts import FlatListMixin
+from .search import THROUGH_NEGOTIATION, IndexedSearchMixin, SearchSpec
 from .list_filters import StaffLoginFilter
 from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, adopt, changed_fields, is_saved
 
@@ -165,16 +167,21 @@ class ChangeStatusForm(forms.Form):
         self.fields["occurred_at"].initial = timezone.now().replace(microsecond=0)
 
 
-def _participants_cell(negotiation):
-    return "; ".join(f"{participant.party.name} ({participant.get_role_display()})" for participant in negotiation.participants.all())
+def _participants_cell():
+    """"Government of Ukraine (Side); ICRC (Mediator)": each participant's party and role
+    (in the current language), in the order they were added, in SQL."""
+    cell = Concat(F("party__name"), Value(" ("), label_sql("role", ParticipantRole.choices), Value(")"))
+    participants = Participant.objects.filter(negotiation=OuterRef("pk")).order_by("id")
+    return JoinedCells(participants.annotate(cell=cell).values("cell"))
 
 
-def _groups_cell(negotiation):
-    return "; ".join(covered.group.name for covered in negotiation.covered_groups.all())
+def _groups_cell():
+    covered = CoveredGroup.objects.filter(negotiation=OuterRef("pk")).order_by("id")
+    return JoinedCells(covered.annotate(cell=F("group__name")).values("cell"))
 
 
 @admin.register(Negotiation)
-class NegotiationAdmin(FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordAdmin):
+class NegotiationAdmin(IndexedSearchMixin, FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordAdmin):
     csv_filename = "negotiations"
     csv_negotiation_field = "pk"
     csv_columns = [
@@ -189,16 +196,13 @@ class NegotiationAdmin(FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordA
         "stalled_since",
         "next_step",
         "next_step_due",
-        ("participants", _participants_cell),
-        ("groups", _groups_cell),
+        ("participants", "csv_participants"),
+        ("groups", "csv_groups"),
         "summary",
     ]
 
     def csv_queryset(self, queryset):
-        return queryset.prefetch_related(
-            Prefetch("participants", queryset=Participant.objects.select_related("party").order_by("id")),
-            Prefetch("covered_groups", queryset=CoveredGroup.objects.select_related("group").order_by("id")),
-        )
+        return queryset.annotate(csv_participants=_participants_cell(), csv_groups=_groups_cell())
 
     list_display = [
         "reference",
@@ -225,6 +229,7 @@ class NegotiationAdmin(FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordA
         ("opened_on", admin.DateFieldListFilter),
     ]
     search_fields = ["reference", "title", "summary"]
+    search = SearchSpec(text=("reference", "title", "summary"), references=("reference",))
     ordering = ["-last_activity_at", "-id"]
     filter_horizontal = ["watchers", "teams"]
     filter_labels = {"watchers": _("watchers")}
@@ -276,16 +281,15 @@ class NegotiationAdmin(FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordA
     def stalled_column(self, negotiation):
         return stalled_mark(negotiation)
 
-    def get_search_results(self, request, queryset, search_term):
-        """Reference, title and summary as Django searches them, and the name, short name
-        or any alias of a party taking part ("ICRC", "Red Cross", "UAE")."""
-        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        term = search_term.strip()
-        if term:
-            parties = Party.objects.filter(Q(name__icontains=term) | Q(short_name__icontains=term) | aliases_match(term))
-            taking_part = Participant.objects.filter(negotiation=OuterRef("pk"), party__in=parties)
-            results |= queryset.filter(Exists(taking_part))
-        return results, may_have_duplicates
+    def search_extra(self, request, term):
+        """Besides the reference, title and summary (`search`): the name, short name or any
+        alias of a party taking part ("ICRC", "Red Cross", "UAE"). The parties are few: they
+        are read first, and a negotiation is kept by an EXISTS, never a join (no DISTINCT)."""
+        parties = Party.objects.filter(Q(name__icontains=term) | Q(short_name__icontains=term) | aliases_match(term))
+        party_ids = list(parties.values_list("pk", flat=True))
+        if not party_ids:
+            return None
+        return Q(Exists(Participant.objects.filter(negotiation=OuterRef("pk"), party__in=party_ids)))
 
     def get_urls(self):
         return [
@@ -412,11 +416,12 @@ class NegotiationAdmin(FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordA
 
 
 @admin.register(StatusChange)
-class StatusChangeAdmin(FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
+class StatusChangeAdmin(IndexedSearchMixin, FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
     list_display = ["negotiation", "sequence", "from_status", "to_status", "occurred_at", "recorded_at", "recorded_by"]
     list_filter = ["to_status", "from_status", ("occurred_at", admin.DateFieldListFilter)]
     list_select_related = ["negotiation", "recorded_by_user", "recorded_by_client"]
     search_fields = ["negotiation__reference", "negotiation__title", "note", "source"]
+    search = SearchSpec(text=("note", "source"), related=(THROUGH_NEGOTIATION,))
     #: Newest first, along `status_change_recent` (the model's order joins the negotiation).
     ordering = ["-occurred_at", "-id"]
 
@@ -426,11 +431,12 @@ class StatusChangeAdmin(FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(FlatListMixin, AuditedAdminMixin, RecordAdmin):
+class EventAdmin(IndexedSearchMixin, FlatListMixin, AuditedAdminMixin, RecordAdmin):
     list_display = ["negotiation", "kind", "occurred_at", "short_summary", "source"]
     list_filter = ["kind", ("occurred_at", admin.DateFieldListFilter)]
     list_select_related = ["negotiation"]
     search_fields = ["negotiation__reference", "negotiation__title", "summary", "source"]
+    search = SearchSpec(text=("summary", "source"), related=(THROUGH_NEGOTIATION,))
     #: Newest first, along `event_recent`.
     ordering = ["-occurred_at", "-created_at", "-id"]
     autocomplete_fields = ["negotiation", "parties"]

@@ -8,6 +8,7 @@ from ..models import (
 )
 from .base import ReadOnlyAdminMixin, RecordAdmin, render_audit
 from .counts import FlatListMixin
+from .search import IndexedSearchMixin, SearchSpec
 from .list_filters import RecordKindFilter, StaffLoginFilter, known_values_filter
 
 
@@ -23,7 +24,7 @@ class ActionFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
+class AuditEntryAdmin(IndexedSearchMixin, FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
     """The trail (for those with its view permission: Auditors, Coordinators), except the
     entries about negotiations the login may not see; nothing here can be changed or deleted."""
 
@@ -39,6 +40,9 @@ class AuditEntryAdmin(FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
         ("occurred_at", admin.DateFieldListFilter),
     ]
     search_fields = ["object_repr", "object_id", "actor_label", "request_id", "=negotiation_id"]
+    #: An id (the entry's, the record's, its negotiation's) or a request id exactly, from
+    #: their indexes; words in what the record was called or who acted (trigram indexes).
+    search = SearchSpec(text=("object_repr", "actor_label"), ids=("pk", "object_id", "negotiation_id"), codes=("request_id",))
     readonly_fields = ["changes_table"]
     fields = ["occurred_at", "actor_type", "actor_id", "actor_label", "channel", "request_id", "action", "model", "object_id", "object_repr", "negotiation_id", "changes_table"]
 
@@ -51,7 +55,7 @@ class AuditEntryAdmin(FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
 
 
 @admin.register(AccessLogEntry)
-class AccessLogEntryAdmin(FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
+class AccessLogEntryAdmin(IndexedSearchMixin, FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
     """Who read which staff-only negotiation, when, from where and how: for those with its
     view permission (Auditors); nothing here can be added, changed or deleted."""
 
@@ -60,6 +64,7 @@ class AccessLogEntryAdmin(FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
     list_display = ["occurred_at", "user_label", "negotiation_repr", "channel", "address", "request_id"]
     list_filter = ["channel", ("user", StaffLoginFilter), ("occurred_at", admin.DateFieldListFilter)]
     search_fields = ["negotiation_repr", "user_label", "=request_id"]
+    search = SearchSpec(text=("negotiation_repr", "user_label"), ids=("pk", "negotiation"), codes=("request_id",))
     # The user and the negotiation are shown by label: the log keeps no foreign key
     # constraint, and either may be gone.
     fields = ["occurred_at", "user_label", "user_id", "negotiation_repr", "negotiation_id", "channel", "address", "request_id"]

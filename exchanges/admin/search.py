@@ -1,0 +1,208 @@
+"""Admin search that an index answers at a million rows.
+
+Django's own search ORs `icontains` over every search field, across joins: at a million
+negotiations that reads the whole table (seconds), and a term matching a row of a joined
+table (a negotiation's title on the status changes' list) reads every child row too.
+Here, for each list over a big table (`IndexedSearchMixin.search`):
+
+- a term shaped like an identifier is looked up exactly first: a UUID (the record's id,
+  or the negotiation it hangs off) answers from those ids alone; a reference
+  (NEG-2024-0012) answers from the references when one matches, and is searched as text
+  otherwise; a whole number also matches numeric ids, besides the text;
+- each word of any other term matches the text columns by substring, case aside, as
+  Django's search does (every word must match one column); on PostgreSQL each column has
+  a trigram index (`gin_trgm_ops` over `UPPER(column)`, exactly what `icontains` emits:
+  migrations exchanges 0020 and tracker 0012), used for words of three characters or
+  more; a word of one or two characters is still matched, by reading the list;
+- a word matching a related record (the negotiation of a status change, the group of a
+  figure) is looked up in that record's table first: up to `RELATED_IDS` of them are
+  passed as a list of ids (an index on the foreign key answers); more, and the list is
+  filtered by a subquery while it is read in its own order (a common word finds its page
+  early). Never a join that multiplies rows, so never a DISTINCT.
+
+What a login may see is already in the queryset searched (`policy.restrict`): a row it may
+not see is never found, whatever matched.
+"""
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from django.db import models
+from django.db.models import Q, Subquery
+from django.utils.text import smart_split, unescape_string_literal
+
+#: Related ids looked up first and passed as a list; past this, a subquery.
+RELATED_IDS = 500
+#: The shape of a negotiation's reference (`services.negotiations._next_reference`).
+REFERENCE = re.compile(r"^NEG-\d{4}-\d+$", re.IGNORECASE)
+#: A bigint's digits at most: longer numbers are only text.
+MAX_DIGITS = 18
+
+
+@dataclass(frozen=True)
+class Related:
+    """A foreign key whose target is searched by its own `SearchSpec` (its text and
+    references), the list keeping the rows that point to what was found."""
+
+    fk: str
+    model: str  # "app_label.ModelName"
+    spec: "SearchSpec"
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """What a list's search box matches, and how."""
+
+    #: Columns matched by substring, case aside (each with a trigram index on PostgreSQL).
+    text: tuple = ()
+    #: Id columns matched exactly when the term is a UUID or a whole number their type takes.
+    ids: tuple = ("pk",)
+    #: Columns matched exactly, whatever the term's shape (request ids): a btree index.
+    codes: tuple = ()
+    #: Reference columns matched exactly (upper-cased) when the term has a reference's shape.
+    references: tuple = ()
+    #: Foreign keys searched through their target (`Related`).
+    related: tuple = field(default_factory=tuple)
+
+
+def search_words(term):
+    """The words of a term as Django's search splits them ("quoted words" kept whole)."""
+    words = []
+    for bit in smart_split(term):
+        if bit[:1] in {'"', "'"} and bit[-1:] == bit[:1] and len(bit) > 1:
+            bit = unescape_string_literal(bit)
+        if bit.strip():
+            words.append(bit.strip())
+    return words
+
+
+def as_uuid(term):
+    try:
+        return uuid.UUID(term.strip())
+    except ValueError:
+        return None
+
+
+def as_number(term):
+    term = term.strip()
+    return int(term) if term.isdigit() and len(term) <= MAX_DIGITS else None
+
+
+def _id_q(model, name, term):
+    """`name` equals the term when the term can be a value of that column, else None."""
+    column = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    target = getattr(column, "target_field", column)  # a foreign key: the type of its target
+    found, number = as_uuid(term), as_number(term)
+    if isinstance(target, models.UUIDField):
+        return Q(**{name: found}) if found else None
+    if isinstance(target, (models.AutoField, models.BigAutoField, models.IntegerField)):
+        return Q(**{name: number}) if number is not None and number <= 2**63 - 1 else None
+    if found:  # a text column holding ids (the audit trail's object id)
+        return Q(**{name: str(found)})
+    return Q(**{name: str(number)}) if number is not None else None
+
+
+def exact_q(model, spec, term):
+    """The exact matches of the whole term on ids, codes and references, or None."""
+    conditions = [_id_q(model, name, term) for name in spec.ids]
+    conditions += [Q(**{name: term}) for name in spec.codes]
+    if REFERENCE.match(term):
+        conditions += [Q(**{name: term.upper()}) for name in spec.references]
+    found = as_uuid(term)
+    if found:  # the id of the record a row hangs off
+        conditions += [Q(**{relation.fk: found}) for relation in spec.related if _is_uuid_key(model, relation.fk)]
+    conditions = [condition for condition in conditions if condition is not None]
+    if not conditions:
+        return None
+    combined = Q()
+    for condition in conditions:
+        combined |= condition
+    return combined
+
+
+def _is_uuid_key(model, fk):
+    target = getattr(model._meta.get_field(fk), "target_field", None)
+    return isinstance(target, models.UUIDField)
+
+
+def _word_q(model, spec, word):
+    """One word on the text columns, and through each related record."""
+    condition = Q()
+    for name in spec.text:
+        condition |= Q(**{f"{name}__icontains": word})
+    for relation in spec.related:
+        condition |= _related_q(relation, word)
+    return condition
+
+
+def _related_q(relation, word):
+    from django.apps import apps
+
+    target = apps.get_model(relation.model)
+    matches = target._default_manager.filter(target_q(target, relation.spec, word)).order_by()
+    ids = list(matches.values_list("pk", flat=True)[: RELATED_IDS + 1])
+    if len(ids) <= RELATED_IDS:
+        return Q(**{f"{relation.fk}__in": ids})
+    return Q(**{f"{relation.fk}__in": Subquery(matches.values("pk"))})
+
+
+def target_q(model, spec, word):
+    """A word on a related record: its reference exactly when it has that shape and one
+    matches, else its text columns."""
+    if REFERENCE.match(word) and spec.references:
+        exact = Q()
+        for name in spec.references:
+            exact |= Q(**{name: word.upper()})
+        if model._default_manager.filter(exact).exists():
+            return exact
+    return _word_q(model, spec, word)
+
+
+def search(queryset, spec, term, *, extra=None):
+    """`queryset` narrowed to what the term finds (see the module's docstring). `extra`,
+    given the whole term, may add a condition (a negotiation's parties by name)."""
+    term = term.strip()
+    if not term:
+        return queryset
+    model = queryset.model
+    exact = exact_q(model, spec, term)
+    if exact is not None and as_uuid(term):
+        return queryset.filter(exact)
+    if exact is not None and REFERENCE.match(term):
+        found = queryset.filter(exact)
+        if found.exists():
+            return found
+        exact = None
+    condition = Q()
+    for word in search_words(term):
+        condition &= _word_q(model, spec, word)
+    if exact is not None:
+        condition |= exact
+    if extra is not None:
+        more = extra(term)
+        if more is not None:
+            condition |= more
+    return queryset.filter(condition)
+
+
+class IndexedSearchMixin:
+    """A ModelAdmin whose search box is answered by indexes (`search`): set `search` to the
+    list's `SearchSpec`; `search_fields` only says there is a box (and what it covers)."""
+
+    search = SearchSpec()
+
+    def search_extra(self, request, term):
+        """A further condition for the whole term (or None)."""
+        return None
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return search(queryset, self.search, search_term, extra=lambda term: self.search_extra(request, term)), False
+
+
+#: A negotiation by its reference (exactly, or a part of it) or title: the lists of the
+#: records that hang off one search it so.
+NEGOTIATION = SearchSpec(text=("reference", "title"), references=("reference",))
+#: The negotiation a row hangs off, through the foreign key `negotiation`.
+THROUGH_NEGOTIATION = Related("negotiation", "exchanges.Negotiation", NEGOTIATION)
