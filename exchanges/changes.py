@@ -12,9 +12,11 @@ Reading: `feed(client, after, limit)`: rows the client may see now, in commit or
 """
 import base64
 import binascii
+import contextlib
+import contextvars
 
 from django.db import connection, transaction
-from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models import Max, OuterRef, Q
 
 from .choices import Visibility
 from .models import Change, DetaineeGroup, Negotiation
@@ -84,7 +86,7 @@ def record_group_sight(before):
         now = after.get(group_id, set())
         for action, parties in ((Change.Action.REMOVED, was - now), (Change.Action.UPDATED, now - was)):
             if parties:
-                Change.objects.create(
+                _write(
                     object_type="detainee_group",
                     object_id=group_id,
                     action=action,
@@ -109,19 +111,56 @@ def _audience_when_gone(kind, instance):
     return {}  # children of a negotiation: whoever sees it (its own deletion tells the rest)
 
 
+#: The rows of a write inside `together()`, written as one INSERT when it ends.
+_pending = contextvars.ContextVar("changes_pending", default=None)
+
+
+@contextlib.contextmanager
+def together():
+    """Within a write's transaction: the rows its saves and deletes add are written by one
+    INSERT at the end (or before any other row of the log, so their order stays the order
+    of the writes), not one INSERT each. A status change writes two (the change and its
+    negotiation) in one statement. Nothing is written if the block raises: its
+    transaction rolls back anyway."""
+    if _pending.get() is not None:
+        yield  # inside another one: its end writes them
+        return
+    token = _pending.set([])
+    try:
+        yield
+        _flush()
+    finally:
+        _pending.reset(token)
+
+
+def _flush():
+    rows = _pending.get()
+    if rows:
+        Change.objects.bulk_create(rows)
+        rows.clear()
+
+
+def _write(**fields):
+    rows = _pending.get()
+    if rows is None:
+        Change.objects.create(**fields)
+    else:
+        rows.append(Change(**fields))
+
+
 def on_save(sender, instance, created, raw=False, **kwargs):
     kind = TRACKED.get(sender._meta.label_lower)
     if kind is None or raw:
         return
     action = Change.Action.CREATED if created else Change.Action.UPDATED
-    Change.objects.create(object_type=kind, object_id=instance.pk, action=action, **_scope(kind, instance))
+    _write(object_type=kind, object_id=instance.pk, action=action, **_scope(kind, instance))
 
 
 def on_delete(sender, instance, **kwargs):
     kind = TRACKED.get(sender._meta.label_lower)
     if kind is None:
         return
-    Change.objects.create(
+    _write(
         object_type=kind,
         object_id=instance.pk,
         action=Change.Action.DELETED,
@@ -132,7 +171,7 @@ def on_delete(sender, instance, **kwargs):
 
 def record_updated(kind, object_id, **scope):
     """A tracked row changed by an `UPDATE` that sends no signal."""
-    Change.objects.create(object_type=kind, object_id=object_id, action=Change.Action.UPDATED, **scope)
+    _write(object_type=kind, object_id=object_id, action=Change.Action.UPDATED, **scope)
 
 
 def record_rows(kind, queryset, *, at, created_q=None):
@@ -150,6 +189,7 @@ def record_rows(kind, queryset, *, at, created_q=None):
         created_sql, created_params = queryset.filter(created_q).order_by().values("pk").query.sql_with_params()
         action = f"CASE WHEN t.id IN ({created_sql}) THEN 'created' ELSE 'updated' END"
         params += list(created_params)
+    _flush()  # rows written before these come before them
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Change._meta.db_table} (at, object_type, object_id, action, negotiation_id, audience_mode, audience) "
@@ -171,7 +211,7 @@ def record_lost_access(negotiation, before):
         return
     if lost_mode == Change.Audience.PARTIES and not lost:
         return
-    Change.objects.create(
+    _write(
         object_type="negotiation",
         object_id=negotiation.pk,
         action=Change.Action.REMOVED,
@@ -243,14 +283,16 @@ def decode(cursor):
 
 def visible_to_client_q(party_id):
     """Rows an API client of `party_id` may read now."""
-    from .policy import client_group_q, client_negotiation_q
+    from .policy import EachRowExists, client_group_q, client_negotiation_q
 
     party = f",{party_id},"
     current = Q(audience_mode=Change.Audience.CURRENT)
+    seen_negotiation = Negotiation.objects.filter(client_negotiation_q(party_id)).filter(pk=OuterRef("negotiation_id"))
+    seen_group = DetaineeGroup.objects.filter(client_group_q(party_id)).filter(pk=OuterRef("group_id"))
     return (
         (current & Q(object_type="party"))
-        | (current & Q(Exists(Negotiation.objects.filter(client_negotiation_q(party_id)).filter(pk=OuterRef("negotiation_id")))))
-        | (current & Q(Exists(DetaineeGroup.objects.filter(client_group_q(party_id)).filter(pk=OuterRef("group_id")))))
+        | (current & Q(EachRowExists(seen_negotiation)))
+        | (current & Q(EachRowExists(seen_group)))
         | Q(audience_mode=Change.Audience.PARTIES, audience__contains=party)
         | (Q(audience_mode=Change.Audience.ALL_BUT) & ~Q(audience__contains=party))
     )

@@ -1,14 +1,19 @@
 """The floor for the list and detail benchmarks: a bare WSGI app that answers the same
 50 negotiations (or one), with their commitments and each releasing side's sums over
 done handovers, with one SQL query and orjson. Served by gunicorn exactly like
-the tracker. Not used in production."""
+the tracker. Not used in production.
+
+The writes' floor: `POST /floor/negotiations/<id>/status-changes/` (or `events/`) reads
+the JSON body and does a bare INSERT of an equivalent row and a COMMIT, into a copy of
+the table with its indexes and constraints but no foreign keys (`FLOOR_WRITE_TABLES`,
+created and dropped by scripts/bench.py), so the dataset is not changed."""
 import os
 from urllib.parse import parse_qs
 
 import orjson
 import psycopg
 
-DSN = os.environ["FLOOR_DSN"]
+DSN = os.environ.get("FLOOR_DSN")  # set when served (bench.py imports the table names only)
 _connection = None
 
 COLUMNS = """n.id, n.reference, n.title, n.summary, n.status, n.priority, n.visibility, n.opened_on,
@@ -35,8 +40,42 @@ def _cursor():
     return _connection.cursor()
 
 
+#: The copies the writes' floor inserts into: (copy, table it copies).
+FLOOR_WRITE_TABLES = (("bench_floor_statuschange", "exchanges_statuschange"), ("bench_floor_event", "exchanges_event"))
+FLOOR_WRITES = {
+    "status-changes": "INSERT INTO bench_floor_statuschange (id, created_at, updated_at, negotiation_id, sequence, "
+    "from_status, to_status, occurred_at, recorded_at, note, source) VALUES (gen_random_uuid(), now(), now(), %s, "
+    "nextval('bench_floor_sequence'), %s, %s, now(), now(), %s, '')",
+    "events": "INSERT INTO bench_floor_event (id, created_at, updated_at, negotiation_id, kind, occurred_at, summary, "
+    "source) VALUES (gen_random_uuid(), now(), now(), %s, %s, %s, %s, '')",
+}
+
+
+def _write(environ, start_response):
+    negotiation_id, kind = environ["PATH_INFO"].rstrip("/").rsplit("/", 2)[-2:]
+    body = orjson.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+    if kind == "status-changes":
+        to_status = body["to_status"]
+        params = [negotiation_id, "in_talks" if to_status == "suspended" else "suspended", to_status, body.get("note", "")]
+    else:
+        params = [negotiation_id, body["kind"], body["occurred_at"], body["summary"]]
+    with _cursor() as cursor:
+        cursor.execute("BEGIN")
+        try:
+            cursor.execute(FLOOR_WRITES[kind], params)
+        except Exception:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+    answer = orjson.dumps({"negotiation": negotiation_id})
+    start_response("201 Created", [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
+    return [answer]
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
+    if environ["REQUEST_METHOD"] == "POST":
+        return _write(environ, start_response)
     with _cursor() as cursor:
         if path.startswith("/floor/negotiations/") and len(path) > len("/floor/negotiations/"):
             cursor.execute(f"SELECT {COLUMNS} FROM exchanges_negotiation n WHERE n.id = %s", [path.rsplit("/", 2)[-2]])

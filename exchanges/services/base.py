@@ -89,6 +89,20 @@ def _save(instance, *, update_fields=None):
     return instance
 
 
+def _save_new_row(instance):
+    """INSERT a row a service built, validating what came from the caller (lengths,
+    choices, required values) the way the database will, and not asking the database
+    what it answers itself: whether the rows the foreign keys point at exist (the
+    service has just read them: the negotiation it locked, the caller authenticated),
+    whether a fresh uuid or a sequence read under the negotiation's lock is taken, and the
+    check constraints the fields' own validation covers. Each of those is a SELECT, and
+    the check constraints a SAVEPOINT around one (7 of a status change's 24 statements)."""
+    relations = [field.name for field in instance._meta.concrete_fields if field.is_relation]
+    instance.full_clean(exclude=relations, validate_unique=False, validate_constraints=False)
+    instance.save(force_insert=True)
+    return instance
+
+
 def _apply(instance, fields, allowed):
     unknown = set(fields) - set(allowed)
     if unknown:

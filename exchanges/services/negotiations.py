@@ -5,7 +5,8 @@ from datetime import datetime, time, timezone as dt_timezone
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import DateField, DateTimeField, F, IntegerField, Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -25,7 +26,7 @@ from ..models import (
     ReferenceCounter,
     StatusChange,
 )
-from .base import IllegalStatusChange, _apply, _client_party, _not_in_future, _recorded_by, _save
+from .base import IllegalStatusChange, _apply, _client_party, _not_in_future, _recorded_by, _save, _save_new_row
 
 
 # Negotiations -----------------------------------------------------------------------
@@ -62,23 +63,33 @@ def _opened_start(opened_on):
 ACTIVITY_FIELDS = ["last_activity_at", "activity_count", "usual_gap"]
 
 
-def _refresh_activity(negotiation):
+def _activity_rows(negotiation):
+    """Every activity of the negotiation in one query, as `(sequence, occurred_at,
+    occurred_on)`: its status changes (with their sequence), its events, and its done
+    handovers (a day, no time)."""
+    no_sequence = Cast(Value(None), IntegerField())  # typed NULLs: PostgreSQL matches UNION columns pairwise
+    no_moment, no_day = Cast(Value(None), DateTimeField()), Cast(Value(None), DateField())
+    status_changes = StatusChange.objects.filter(negotiation=negotiation).order_by()
+    events = Event.objects.filter(negotiation=negotiation).order_by()
+    handovers = Handover.objects.filter(negotiation=negotiation, state=HandoverState.DONE).order_by()
+    return list(
+        status_changes.values_list("sequence", "occurred_at", no_day).union(
+            events.values_list(no_sequence, "occurred_at", no_day),
+            handovers.values_list(no_sequence, no_moment, "occurred_on"),
+            all=True,
+        )
+    )
+
+
+def _refresh_activity(negotiation, rows=None, *, also=()):
     """Recompute from the record itself, so they are always true: `last_activity_at`, the
     latest real-world time of a status change, an event or a done handover (the start of
     its day), or the start of `opened_on` while there are none; `activity_count`; and
-    `usual_gap`, the median time between two activities (its rhythm, for `off_rhythm`)."""
-    times = list(
-        StatusChange.objects.filter(negotiation=negotiation)
-        .order_by()
-        .values_list("occurred_at", flat=True)
-        .union(Event.objects.filter(negotiation=negotiation).order_by().values_list("occurred_at", flat=True), all=True)
-    )
-    times += [
-        _opened_start(day)
-        for day in Handover.objects.filter(negotiation=negotiation, state=HandoverState.DONE).values_list(
-            "occurred_on", flat=True
-        )
-    ]
+    `usual_gap`, the median time between two activities (its rhythm, for `off_rhythm`).
+    `rows`: `_activity_rows` already read; `also`: moments of activities written since."""
+    rows = _activity_rows(negotiation) if rows is None else rows
+    times = [moment if day is None else _opened_start(day) for _sequence, moment, day in rows]
+    times += also
     times.sort()
     # Activities at the same moment (a status change and its event) are one step of its
     # rhythm, not a gap of zero that would make any silence look long.
@@ -356,15 +367,18 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, te
 def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None, note="", source=""):
     """Move a negotiation to `to_status`, appending to its history.
 
-    The negotiation row is locked, so concurrent changes queue and each one's
-    `from_status` is the previous one's `to_status`. `occurred_at` may be back-dated
-    (a change learnt later) but not in the future, nor before the previous change.
+    The negotiation row is locked first, so concurrent changes queue and each one's
+    `from_status` is the previous one's `to_status`; who may change it is asked once the
+    lock is held. `occurred_at` may be back-dated (a change learnt later) but not in the
+    future, nor before the previous change. Twelve statements from BEGIN to COMMIT with
+    the audit entry, the change log and the webhook outbox when nobody subscribes or watches
+    (tests/api/test_write_statements.py).
     """
+    negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
     policy.require(actor, "add", StatusChange, negotiation=negotiation)
     _not_in_future("occurred_at", occurred_at)
     if to_status not in NegotiationStatus.values:
         raise ValidationError({"to_status": [_("“%(value)s” is not a status.") % {"value": to_status}]})
-    negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
     # "Now" is read once the lock is held, so a writer that waited is not dated before
     # the change that went ahead of it.
     now = timezone.now()
@@ -375,19 +389,22 @@ def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None
         raise ValidationError(
             {"occurred_at": [_("Must not be before the negotiation opened (%(day)s).") % {"day": negotiation.opened_on.isoformat()}]}
         )
-    previous = negotiation.status_changes.order_by("-sequence").values("sequence", "occurred_at").first()
-    if previous and occurred_at < previous["occurred_at"]:
+    # Read under the lock: the last status change (for the sequence and the order of
+    # dates) comes with the activities its rhythm is recomputed from.
+    activity = _activity_rows(negotiation)
+    previous = max((row for row in activity if row[0] is not None), key=lambda row: row[0], default=None)
+    if previous and occurred_at < previous[1]:
         raise ValidationError(
             {
                 "occurred_at": [
                     _("Must not be earlier than the previous status change (%(when)s).")
-                    % {"when": previous["occurred_at"].isoformat()}
+                    % {"when": previous[1].isoformat()}
                 ]
             }
         )
     change = StatusChange(
         negotiation=negotiation,
-        sequence=(previous["sequence"] + 1) if previous else 1,
+        sequence=(previous[0] + 1) if previous else 1,
         from_status=negotiation.status,
         to_status=to_status,
         occurred_at=occurred_at,
@@ -396,13 +413,14 @@ def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None
         source=source or "",
         **_recorded_by(actor),
     )
-    _save(change)
-    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=change, after=audit.snapshot(change))
-    negotiation.status = to_status
-    if to_status == NegotiationStatus.AGREED:
-        negotiation.agreed_at = occurred_at
-    _refresh_activity(negotiation)
-    negotiation.save(update_fields=["status", "agreed_at", *ACTIVITY_FIELDS, "updated_at"])
+    with changes.together():
+        _save_new_row(change)
+        audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=change, after=audit.snapshot(change))
+        negotiation.status = to_status
+        if to_status == NegotiationStatus.AGREED:
+            negotiation.agreed_at = occurred_at
+        _refresh_activity(negotiation, activity, also=[occurred_at])
+        negotiation.save(update_fields=["status", "agreed_at", *ACTIVITY_FIELDS, "updated_at"])
     signals.status_changed.send(sender=Negotiation, negotiation=negotiation, change=change)
     signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return change
@@ -422,20 +440,32 @@ def touch_activity(negotiation):
 
 @transaction.atomic
 def event_create(*, negotiation, actor, parties=(), **fields):
-    """Add an event to the timeline; it counts as activity at its real-world time."""
+    """Add an event to the timeline; it counts as activity at its real-world time.
+
+    The negotiation is locked first (its activity is rewritten) and who may add to it
+    asked once the lock is held; eleven statements from BEGIN to COMMIT with the audit
+    entry and the change log (tests/api/test_write_statements.py)."""
+    negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
     policy.require(actor, "add", Event, negotiation=negotiation)
     event = Event(negotiation=negotiation, recorded_by_party=_client_party(actor), **_recorded_by(actor))
     _apply(event, fields, EVENT_FIELDS)
     _not_in_future("occurred_at", event.occurred_at)
-    _save(event)
-    event.parties.set(parties)
-    audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=event, after=_event_snapshot(event))
-    touch_activity(negotiation)
+    party_ids = list(dict.fromkeys(getattr(party, "pk", party) for party in parties))  # instances or ids, as set() takes
+    with changes.together():
+        _save_new_row(event)
+        Event.parties.through.objects.bulk_create([Event.parties.through(event=event, party_id=pk) for pk in party_ids])
+        audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=event, after=_event_snapshot(event, party_ids))
+        _refresh_activity(negotiation)
+        negotiation.save(update_fields=[*ACTIVITY_FIELDS, "updated_at"])
+    signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return event
 
 
-def _event_snapshot(event):
-    return audit.snapshot(event, parties=sorted(str(pk) for pk in event.parties.values_list("pk", flat=True)))
+def _event_snapshot(event, party_ids=None):
+    """`party_ids`: the event's, when the write has them in hand (no query)."""
+    if party_ids is None:
+        party_ids = event.parties.values_list("pk", flat=True)
+    return audit.snapshot(event, parties=sorted(str(pk) for pk in party_ids))
 
 
 @transaction.atomic
