@@ -40,6 +40,12 @@ COORDINATOR = EDITOR | {
     "tracker.view_emailnotification",
     "tracker.view_scanrun",
     "tracker.view_deliveryattempt",  # the attempts under each delivery
+    # Staff logins' two-factor devices, listed (never their keys or codes), and removed for
+    # someone who lost their phone (exchanges/admin/two_factor.py).
+    "otp_totp.view_totpdevice",
+    "otp_totp.delete_totpdevice",
+    "otp_static.view_staticdevice",
+    "otp_static.delete_staticdevice",
 } | _perms("exchanges", ["add", "change", "delete"], ["participant", "party", "team"]) | _perms(
     "exchanges", ["delete"], ["event", "detaineegroup", "reportedfigure", "handover"]
 ) | _perms("tracker", ["view", "add", "change", "delete"], ["webhooksubscription"])

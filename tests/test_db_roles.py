@@ -133,3 +133,55 @@ def test_a_role_with_more_than_it_needs_is_refused(transactional_db):
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP ROLE "{role}"')
+
+
+def reltuples(table):
+    """The row count the planner's statistics hold for `table` (-1: never analyzed)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        return cursor.fetchone()[0]
+
+
+def test_the_stall_scan_refreshes_its_statistics_as_the_app_role(app_role, monkeypatch):
+    """Only a table's owner may ANALYZE it: as the app role a plain ANALYZE is skipped with
+    a warning, and the scan's bulk writes left the planner with the statistics of an
+    empty table. It analyzes through the owner's `tracker_analyze()` instead."""
+    from tests.tracker.test_stall_scan import silent
+    from tracker import services as tracker_services
+    from tracker.models import Flag
+
+    for _ in range(3):
+        silent(40)
+    monkeypatch.setattr(tracker_services, "ANALYZE_AFTER", 1)  # "many" flags written: analyze
+    with connect_as(app_role) as session:
+        session.execute("ANALYZE tracker_flag")  # what the scan used to do: a warning, nothing else
+        assert reltuples("tracker_flag") != 3
+    with connection.cursor() as cursor:
+        cursor.execute(f'SET ROLE "{app_role}"')
+    try:
+        tracker_services.scan_stalls()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+    assert Flag.objects.count() == 3
+    assert reltuples("tracker_flag") == 3
+    assert reltuples("exchanges_negotiation") == 3
+
+
+def test_the_analyze_function_analyzes_only_the_scans_tables(app_role):
+    with connect_as(app_role) as session:
+        error = refused(session, "SELECT tracker_analyze('exchanges_auditentry')")
+        assert isinstance(error, psycopg.errors.InsufficientPrivilege) and "not a table the stall scan analyzes" in str(error)
+        assert isinstance(refused(session, "SELECT tracker_analyze(NULL)"), psycopg.errors.InsufficientPrivilege)
+        assert refused(session, "SELECT tracker_analyze('tracker_flag')") is None
+    outsider = f"tracker_other_{uuid.uuid4().hex[:10]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE \"{outsider}\" LOGIN PASSWORD '{PASSWORD}'")
+        cursor.execute(f'GRANT CONNECT ON DATABASE "{connection.settings_dict["NAME"]}" TO "{outsider}"')
+    try:
+        with connect_as(outsider) as session:  # a role the command did not grant it to
+            assert isinstance(refused(session, "SELECT tracker_analyze('tracker_flag')"), psycopg.errors.InsufficientPrivilege)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP OWNED BY "{outsider}"')
+            cursor.execute(f'DROP ROLE "{outsider}"')

@@ -50,8 +50,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     # Two-factor login for staff (exchanges/two_factor): TOTP apps and backup codes.
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
+    "exchanges.apps.AuthenticatorAppsConfig",  # django_otp.plugins.otp_totp, labelled
+    "exchanges.apps.BackupCodesConfig",  # django_otp.plugins.otp_static, labelled
     "exchanges",
     "tracker",
     # The admin, with the tracker's dashboard as its home page; listed after the project's
@@ -147,11 +147,24 @@ TRACKER_LOGIN_LOCKOUT_SECONDS = env_int("TRACKER_LOGIN_LOCKOUT_SECONDS", 900)
 TRACKER_REQUIRE_2FA = env_bool("TRACKER_REQUIRE_2FA", True)
 TRACKER_REQUIRE_2FA_ROLES = env_list("TRACKER_REQUIRE_2FA_ROLES", ["coordinator", "auditor"])
 OTP_TOTP_ISSUER = "Exchange tracker"  # what authenticator apps show beside the username
+# django-otp's own admin pages never show a key, a QR code or backup codes (they are
+# replaced by exchanges/admin/two_factor.py anyway; this holds should they come back).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # A cache shared by every process (rate limits, login failures): Redis in production.
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            # A cache that stops answering (a hung host, a network dropping packets) costs a
+            # call this long, then the request goes on without it (exchanges/soft_cache.py).
+            # Without a timeout every request waited for it: the whole site stood still for
+            # as long as it was frozen (`make drills`, BENCHMARKS.md).
+            "OPTIONS": {"socket_timeout": 0.25, "socket_connect_timeout": 0.25},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -173,7 +186,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "staticfiles"))  # the image: /app/staticfiles
 # Locally, WhiteNoise serves straight from the apps; production serves what
 # `collectstatic` gathered into STATIC_ROOT (done when the image is built).
 WHITENOISE_USE_FINDERS = True
@@ -275,6 +288,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # Broadcast exchanges (worker control); kombu's default is ./control in the repo root.
+        "control_folder": str(_broker_dir / "control"),
     }
 else:
     # Redis hands an unacknowledged task (its worker was killed) to another worker after
@@ -310,6 +325,8 @@ CELERY_BEAT_SCHEDULE = {
     # The audit trail's hash chain (exchanges/chain.py): what the small seal after each
     # commit left, such as a stall scan's thousands of entries.
     "seal-audit-trail": {"task": "exchanges.seal_trail", "schedule": 60.0},
+    # CSV exports (exchanges/spreadsheets.py): interrupted ones marked, old files deleted.
+    "tend-exports": {"task": "exchanges.tend_exports", "schedule": 300.0},
 }
 
 # The stall tracker's notifications.

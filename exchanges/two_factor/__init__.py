@@ -155,22 +155,33 @@ def verify_code(*, user, code):
     return None
 
 
-def devices_remove(*, user):
-    """Remove every device of the login (after it entered a code); audited."""
-    from .. import audit
+def devices_remove(*, user, actor):
+    """Remove every two-factor device of `user` (the app and the backup codes go together:
+    the login then enrols again, or, outside the required roles, logs in with its password
+    alone). `actor` removes their own (the two-factor page asks a code first) or, as the
+    policy allows, another login's (a lost phone); audited, one entry per device, never
+    its key or codes. Returns how many confirmed devices were removed."""
+    from .. import audit, policy
     from ..models import AuditEntry
 
+    policy.require_two_factor_removal(actor, user)
     with transaction.atomic():
-        totp = list(TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True))
+        totp = list(TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk"))
+        backup = list(StaticDevice.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk"))
         for device in totp:
             audit.record(
-                actor=user, action=AuditEntry.Action.DELETE, instance=device,
+                actor=actor, action=AuditEntry.Action.DELETE, instance=device,
                 before={"user": user.get_username(), "name": device.name, "confirmed": True},
+            )  # fmt: skip
+        for device in backup:
+            audit.record(
+                actor=actor, action=AuditEntry.Action.DELETE, instance=device,
+                before={"user": user.get_username(), "name": device.name, "confirmed": True, "backup_codes": device.token_set.count()},
             )  # fmt: skip
         TOTPDevice.objects.filter(user=user).delete()
         StaticDevice.objects.filter(user=user).delete()
     forget(user)
-    return len(totp)
+    return len(totp) + len(backup)
 
 
 def remaining_backup_codes(user):

@@ -138,7 +138,7 @@ def _manage_enrolled(request, site, title, required):
             _refuse(request, username)
             error = _("That code is not right: the device was not removed.")
         else:
-            devices_remove(user=user)
+            devices_remove(user=user, actor=user)
             messages.success(request, _("Two-factor authentication was removed from your login."))
             return redirect(reverse("admin:two_factor", current_app=site.name))
     return _render(

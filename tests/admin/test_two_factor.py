@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 from django_otp.oath import totp
-from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from exchanges.models import AuditEntry
@@ -256,3 +256,108 @@ def test_odd_codes_and_next_addresses_are_refused_without_an_error(staff, clock,
         assert response.status_code == 200 and "That code is not right" in response.content.decode()
     assert client.post(ENROL, {"action": "remove", "code": code}).status_code == 302  # a code is due first
     assert TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+# Devices in the admin: listed for Coordinators and superusers, never their secrets;
+# removal (a lost phone) through the service, audited, as the policy allows.
+
+
+def enrolled(staff, clock, role=None, **extra):
+    """A login with a device, enrolled through its page; returns (user, its verified client)."""
+    user = staff(role, **extra)
+    client = logged_in(user)
+    enrol(client, clock)
+    return user, client
+
+
+def secrets_of(user):
+    """Every form a login's secrets could take on a page: the key in hex and base32, the
+    provisioning address, the backup codes."""
+    from exchanges.two_factor import secret_text
+
+    device = TOTPDevice.objects.get(user=user)
+    return [device.key, secret_text(device), secret_text(device).replace(" ", ""), device.config_url,
+            *StaticToken.objects.filter(device__user=user).values_list("token", flat=True)]  # fmt: skip
+
+
+def delete_url(device):
+    return reverse(f"admin:{device._meta.app_label}_{device._meta.model_name}_delete", args=[device.pk])
+
+
+def test_a_coordinator_removes_a_lost_phone_in_the_admin_and_the_trail_says_who(staff, clock):
+    owner, _client = enrolled(staff, clock, "Editor")
+    coordinator, client = enrolled(staff, clock, "Coordinator")
+    device = TOTPDevice.objects.get(user=owner)
+    page = client.get(delete_url(device))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert f"The two-factor authentication of {owner.username}" in text
+    assert not any(secret in text for secret in secrets_of(owner))
+
+    response = client.post(delete_url(device), {"post": "yes"})
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(user=owner).exists()
+    assert not StaticDevice.objects.filter(user=owner).exists()  # the backup codes go with the app
+    removed = AuditEntry.objects.filter(action="delete", actor_label=coordinator.username)
+    assert {entry.model for entry in removed} == {"otp_totp.totpdevice", "otp_static.staticdevice"}
+    assert all(entry.changes["user"] == [owner.username, None] and "key" not in entry.changes for entry in removed)
+    assert TOTPDevice.objects.filter(user=coordinator, confirmed=True).exists()  # only the owner's
+
+
+def test_removing_several_devices_with_the_list_action_goes_through_the_service(staff, clock):
+    owners = [enrolled(staff, clock, "Viewer")[0] for _ in range(2)]
+    coordinator, client = enrolled(staff, clock, "Coordinator")
+    devices = StaticDevice.objects.filter(user__in=owners)
+    changelist = reverse("admin:otp_static_staticdevice_changelist")
+    form = {"action": "delete_selected", "_selected_action": [device.pk for device in devices]}
+    confirm = client.post(changelist, form)
+    assert confirm.status_code == 200
+    assert not any(secret in confirm.content.decode() for owner in owners for secret in secrets_of(owner))
+    assert client.post(changelist, {**form, "post": "yes"}).status_code == 302
+    assert not TOTPDevice.objects.filter(user__in=owners).exists() and not StaticDevice.objects.filter(user__in=owners).exists()
+    assert AuditEntry.objects.filter(action="delete", actor_label=coordinator.username, model="otp_totp.totpdevice").count() == 2
+
+
+def test_a_viewer_may_not_see_or_remove_someone_elses_device(staff, clock):
+    owner, _client = enrolled(staff, clock, "Editor")
+    viewer, client = enrolled(staff, clock, "Viewer")
+    device = TOTPDevice.objects.get(user=owner)
+    assert client.get(reverse("admin:otp_totp_totpdevice_changelist")).status_code == 403
+    assert client.get(delete_url(device)).status_code == 403
+    assert client.post(delete_url(device), {"post": "yes"}).status_code == 403
+    assert TOTPDevice.objects.filter(user=owner, confirmed=True).exists()
+    assert not AuditEntry.objects.filter(action="delete", actor_label=viewer.username).exists()
+
+
+def test_a_coordinator_may_not_remove_a_superusers_device(staff, clock):
+    boss, _client = enrolled(staff, clock, is_superuser=True)
+    _coordinator, client = enrolled(staff, clock, "Coordinator")
+    device = TOTPDevice.objects.get(user=boss)
+    assert client.post(delete_url(device), {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:otp_totp_totpdevice_changelist")
+    refused = client.post(changelist, {"action": "delete_selected", "_selected_action": [device.pk], "post": "yes"})
+    assert refused.status_code == 200 and "Only a superuser may remove" in refused.content.decode()
+    assert TOTPDevice.objects.filter(user=boss, confirmed=True).exists()
+
+
+def test_no_admin_page_shows_a_devices_key_qr_code_or_backup_codes(staff, clock):
+    owner, _client = enrolled(staff, clock, "Coordinator")
+    _boss, client = enrolled(staff, clock, is_superuser=True)
+    totp, static = TOTPDevice.objects.get(user=owner), StaticDevice.objects.get(user=owner)
+    pages = [
+        reverse("admin:otp_totp_totpdevice_changelist"),
+        reverse("admin:otp_totp_totpdevice_change", args=[totp.pk]),
+        reverse("admin:otp_static_staticdevice_changelist"),
+        reverse("admin:otp_static_staticdevice_change", args=[static.pk]),
+        f"/admin/otp_totp/totpdevice/{totp.pk}/config/",  # django-otp's key and QR code pages
+        f"/admin/otp_totp/totpdevice/{totp.pk}/qrcode/",
+    ]
+    for page in pages:
+        response = client.get(page, follow=True)
+        assert response.status_code == 200, page
+        text = response.content.decode()
+        assert not any(secret in text for secret in secrets_of(owner)), page
+        assert "otpauth://" not in text and "/qrcode/" not in text, page
+    listed = client.get(reverse("admin:otp_static_staticdevice_changelist")).content.decode()
+    assert owner.username in listed
+    assert client.get(reverse("admin:otp_totp_totpdevice_add")).status_code == 403  # enrolment is the owner's

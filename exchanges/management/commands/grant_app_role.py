@@ -5,9 +5,15 @@ role may read and write the record, but is no superuser, may create no role or d
 owns nothing, holds no TRUNCATE and creates nothing in the schema (no DDL at run time);
 on the audit trail and the access log it may only read, append and fill the chain columns
 of rows not yet sealed (the trigger refuses anything else). Default privileges give it the
-same on tables the owner creates later."""
+same on tables the owner creates later.
+
+Only a table's owner may ANALYZE it (PostgreSQL 17's MAINTAIN privilege aside), yet the
+stall scan refreshes the planner's statistics of the tables it has just rewritten by the
+thousand. So the command also (re)creates `tracker_analyze(table)`, a SECURITY DEFINER
+function owned by the owner that analyzes only those tables, and lets the role run it."""
 import os
 
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from psycopg import sql
@@ -86,5 +92,33 @@ class Command(BaseCommand):
             run(cursor, "REVOKE UPDATE, DELETE ON {} FROM {}", table, role)
             run(cursor, "GRANT UPDATE (seq, hash) ON {} TO {}", table, role)
         run(cursor, "REVOKE DELETE ON {} FROM {}", TrailHead._meta.db_table, role)
+        self._analyze_function(cursor, role)
         for grant in ("SELECT, INSERT, UPDATE, DELETE ON TABLES", "USAGE, SELECT ON SEQUENCES"):
             run(cursor, f"ALTER DEFAULT PRIVILEGES FOR ROLE {{}} IN SCHEMA public GRANT {grant} TO {{}}", owner, role)
+
+    def _analyze_function(self, cursor, role):
+        """`tracker_analyze(table)`: ANALYZE, as the owner, of the tables the stall scan
+        rewrites in bulk (tracker.services._analyze), and of nothing else. Its search_path
+        is fixed and the table named by the owner's list, so the role gains nothing but
+        fresh statistics; PUBLIC may not run it."""
+        tables = [apps.get_model(label)._meta.db_table for label in ANALYZED_BY_SCAN]
+        allowed = sql.SQL(", ").join(sql.Literal(table) for table in tables)
+        body = sql.SQL(
+            "CREATE OR REPLACE FUNCTION public.tracker_analyze(table_name text) RETURNS void "
+            "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $fn$ "
+            "BEGIN "
+            "IF table_name IS NULL OR table_name NOT IN ({allowed}) THEN "
+            "RAISE EXCEPTION 'tracker_analyze: % is not a table the stall scan analyzes', table_name "
+            "USING ERRCODE = 'insufficient_privilege'; "
+            "END IF; "
+            "EXECUTE format('ANALYZE public.%I', table_name); "
+            "END $fn$"
+        ).format(allowed=allowed)
+        cursor.execute(body.as_string(cursor.connection))
+        self._run(cursor, "REVOKE ALL ON FUNCTION public.tracker_analyze(text) FROM PUBLIC")
+        self._run(cursor, "GRANT EXECUTE ON FUNCTION public.tracker_analyze(text) TO {}", role)
+
+
+#: The models whose tables the stall scan analyzes after writing thousands of rows (by app
+#: label: exchanges does not import the tracker).
+ANALYZED_BY_SCAN = ("exchanges.Negotiation", "tracker.Flag")
