@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test fuzz client-check bench drills check migrate demo messages clean
+.PHONY: install run test fuzz client-check bench page-weight drills check migrate demo messages clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,15 @@ bench: install
 	  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; }
 	$(PY) scripts/bench.py
 
+# The case file's bytes on the wire in production settings (gunicorn, WhiteNoise, gzip), read
+# from Chromium's network log: first and repeat load against the budget (150 KB, 20 KB).
+page-weight: install
+	@scripts/system-deps
+	$(PY) scripts/page_weight.py
+
 # Fault drills against PostgreSQL (DATABASE_URL's server), a Redis of their own and a real
-# worker: slow receiver, worker killed, broker down, scan killed; prints what was lost.
+# worker: slow receiver, worker killed, broker down, scan killed, cache down, PostgreSQL
+# restarted (DRILL_PG_RESTART_COMMAND; else its connections ended); prints what was lost.
 drills: install
 	$(PY) scripts/fault_drills.py
 

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import audit, policy
 from ..models import AccessLogEntry, AuditEntry, Negotiation
 from . import history
+from .assets import LeanMediaMixin
 
 
 def changed_fields(form, names):
@@ -283,7 +284,7 @@ class ServiceDeleteMixin:
             self.delete_service(obj, request.user)
 
 
-class RecordAdmin(ReturnToMixin, PolicyAdminMixin, admin.ModelAdmin):
+class RecordAdmin(ReturnToMixin, PolicyAdminMixin, LeanMediaMixin, admin.ModelAdmin):
     """The base of every ModelAdmin here and in the tracker."""
 
 

@@ -77,6 +77,23 @@ def _is_list_of_references(field):
     return _listed_model(field) is not None
 
 
+def _label(field):
+    """A field's label: its verbose name; for the rows kept as a list (a negotiation's
+    participants), their records' plural name."""
+    if field is None:
+        return None
+    if hasattr(field, "verbose_name"):
+        return field.verbose_name
+    if field.one_to_many:
+        return field.related_model._meta.verbose_name_plural
+    return None
+
+
+def _choice_labels(model):
+    """{value: label} of every choice field of `model` (a participant's role)."""
+    return {str(key): label for field in model._meta.concrete_fields if field.choices for key, label in field.flatchoices}
+
+
 def _first(item):
     """A list entry's id: the entry itself, or the first of its values ([party, role])."""
     return item[0] if isinstance(item, (list, tuple)) and item else item
@@ -93,7 +110,9 @@ def _names(model, ids):
     if not valid:
         return {}
     label = person if model is get_user_model() else str
-    return {str(obj.pk): label(obj) for obj in model._default_manager.filter(pk__in=valid)}
+    # A record's name may read the records it points to (a flag's, its negotiation's reference).
+    rows = model._default_manager.filter(pk__in=valid).select_related()
+    return {str(obj.pk): label(obj) for obj in rows}
 
 
 def _looks_like_id(text):
@@ -139,6 +158,12 @@ class Readable:
                     wanted.setdefault(_listed_model(field), set()).update(
                         str(_first(item)) for value in values if isinstance(value, list) for item in value
                     )
+        # The records themselves, to name them in the reader's language (what was stored is
+        # in the writer's); one query per kind of record, with those the changes name.
+        for entry in self.entries:
+            model = _model(entry.model)
+            if model is not None and entry.object_id not in (None, "") and entry.action != "delete":
+                wanted.setdefault(model, set()).add(str(entry.object_id))
         # The staff named as actors are read with any the changes name (one query).
         staff_ids = {entry.actor_id for entry in self.entries if entry.actor_type == "staff" and entry.actor_id}
         wanted.setdefault(get_user_model(), set()).update(staff_ids)
@@ -187,7 +212,8 @@ class Readable:
         name = names.get(key) or (_("(a record since removed)") if _looks_like_id(key) else key)
         if not isinstance(item, (list, tuple)):
             return name
-        extra = [str(value) for value in item[1:] if value not in (None, "")]
+        labels = _choice_labels(field.related_model) if field.one_to_many else {}
+        extra = [str(labels.get(str(value), value)) for value in item[1:] if value not in (None, "")]
         return f"{name} ({', '.join(extra)})" if extra else name
 
     def rows(self):
@@ -199,7 +225,7 @@ class Readable:
                 if name in HIDDEN:
                     continue
                 field = _field(model, name)
-                label = capfirst(field.verbose_name) if field is not None and hasattr(field, "verbose_name") else capfirst(name.replace("_", " "))
+                label = capfirst(_label(field) or name.replace("_", " "))
                 before, after = (list(values) + [None, None])[:2] if isinstance(values, list) else (None, values)
                 changes.append({"field": label, "before": self.value(field, before), "after": self.value(field, after)})
             rows.append(
@@ -209,7 +235,7 @@ class Readable:
                     "who": self.who(entry),
                     "action": entry.get_action_display(),
                     "record": capfirst(model._meta.verbose_name) if model is not None else entry.model,
-                    "object": entry.object_repr,
+                    "object": self.names.get(model, {}).get(str(entry.object_id)) or entry.object_repr,
                     "url": admin_url(model, entry.object_id) if entry.action != "delete" else None,
                     "changes": changes,
                     "request_id": entry.request_id,

@@ -116,3 +116,12 @@ def test_the_demo_carries_out_a_real_agreement_in_handovers():
     assert {row["released"] for row in progress.values()} == {1000}
     assert {row["remaining"] for row in progress.values()} == {0}
     assert negotiation.status == "completed"
+
+
+def test_the_demo_login_keeps_its_password_from_one_make_run_to_the_next(monkeypatch, settings, tmp_path):
+    monkeypatch.delenv("TRACKER_STAFF_PASSWORD", raising=False)
+    settings.VAR_DIR = tmp_path  # the runtime folder, where `make run` keeps it
+    first, second = load_with_login(), load_with_login()
+    assert first == second
+    assert Client().login(username="demo", password=second.removeprefix("Staff login: demo / "))
+    assert (tmp_path / "staff-login-password").stat().st_mode & 0o077 == 0  # its owner's alone
