@@ -6,16 +6,27 @@ in any of the site's languages; dates as 2022-05-17, 17.05.2022 or 17/05/2022; c
 or without thousands separators. A row that repeats a claim already recorded, or another
 row of the file, is refused: a file sent twice over a poor connection does not double
 the record.
+
+Checked files are not recorded at once: the admin shows a preview and keeps the file's bytes
+in the user's session (`keep_pending`) under a random token the confirm form posts back, so a
+staff member on a poor connection does not send the file again; `take_pending` hands them
+back once, and the file is checked again before it is recorded.
 """
+import base64
 import csv
 import io
 import re
+import secrets
+import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -29,6 +40,12 @@ REQUIRED = ["metric", "value", "reported_on"]
 MAX_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 5000
 DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y")
+#: The preview lists this many rows, then "and N more".
+PREVIEW_ROWS = 200
+#: Checked files waiting for their confirm, in the session: at most this many, this long.
+PENDING_KEY = "exchanges.figure_import.pending"
+PENDING_KEEP = 3
+PENDING_MAX_AGE = 60 * 60
 COUNT = re.compile(r"^\d{1,3}(?:([ ,.\u00a0\u202f'])\d{3})?(?:\1\d{3})*$|^\d+$")
 
 
@@ -286,3 +303,102 @@ def _check_row(line, values, groups, parties, metrics, reliabilities):
         return None, problems
     return row, problems
 
+
+
+def describe(row):
+    """A checked row as it will be recorded, for the preview: names and labels, not objects and codes."""
+    return {
+        "group": row["group"].name,
+        "metric": FigureMetric(row["metric"]).label,
+        "value": row["value"],
+        "source_party": row["source_party"].name if row["source_party"] else "",
+        "source": row["source"],
+        "reported_on": row["reported_on"],
+        "reliability": Reliability(row["reliability"]).label,
+        "notes": row["notes"],
+    }
+
+
+def _live(pending, now):
+    """The pending files not yet expired, newest last."""
+    entries = [(token, entry) for token, entry in (pending or {}).items() if isinstance(entry, dict) and now - entry.get("at", 0) < PENDING_MAX_AGE]
+    return dict(sorted(entries, key=lambda item: item[1]["at"]))
+
+
+def keep_pending(session, raw, *, user, name=""):
+    """Keep a checked file's bytes in this session until it is confirmed; returns its token.
+
+    Compressed (a CSV shrinks to a fifth or so) and base64'd for the JSON session; only the
+    newest PENDING_KEEP files of a session are kept, each for PENDING_MAX_AGE seconds."""
+    now = time.time()
+    pending = _live(session.get(PENDING_KEY), now)
+    token = secrets.token_urlsafe(24)
+    pending[token] = {
+        "user": str(user.pk),
+        "name": name,
+        "at": now,
+        "data": base64.b64encode(zlib.compress(raw, 6)).decode("ascii"),
+    }
+    session[PENDING_KEY] = dict(list(pending.items())[-PENDING_KEEP:])
+    return token
+
+
+@dataclass
+class Pending:
+    raw: bytes
+    name: str
+
+
+def take_pending(session, token, *, user):
+    """The file kept under `token` for this user in this session, removed from it; None when
+    the token is unknown, expired, another login's, or already taken.
+
+    Call it inside a transaction: with database sessions the session's row is locked and read
+    afresh, and the removal written at once, so two confirms of one file sent together (a
+    double click, a resend) cannot both take it: the second waits, then finds nothing."""
+    now = time.time()
+    stored = session.get(PENDING_KEY)
+    if isinstance(session, DatabaseSessionStore) and session.session_key:
+        row = session.model.objects.select_for_update().filter(session_key=session.session_key).first()
+        stored = session.decode(row.session_data).get(PENDING_KEY) if row is not None else {}
+    pending = _live(stored, now)
+    entry = pending.pop(token, None) if isinstance(token, str) else None
+    if entry is not None or PENDING_KEY in session:
+        session[PENDING_KEY] = pending
+        if entry is not None and isinstance(session, DatabaseSessionStore) and session.session_key:
+            session.save()
+    if entry is None or entry.get("user") != str(user.pk):
+        return None
+    try:
+        raw = zlib.decompress(base64.b64decode(entry["data"]))
+    except (KeyError, ValueError, zlib.error):
+        return None
+    return Pending(raw=raw, name=entry.get("name", ""))
+
+
+@dataclass
+class Confirmed:
+    found: bool  # False: no such pending file (unknown, expired, another login's, or taken)
+    figures: list = field(default_factory=list)  # what was recorded
+    problems: list = field(default_factory=list)  # why nothing was
+
+
+def confirm(session, token, *, user):
+    """Record the file kept under `token`: checked again (the record may have changed since
+    the preview), then every row in one transaction via services.figures_import, or none.
+    The token is used up either way."""
+    from . import services  # services import the models this module is imported with
+
+    with transaction.atomic():
+        pending = take_pending(session, token, user=user)
+        if pending is None:
+            return Confirmed(found=False)
+        checked = check(pending.raw)
+        if checked.problems:
+            return Confirmed(found=True, problems=sorted(checked.problems, key=lambda problem: problem.line))
+        try:
+            with transaction.atomic():
+                figures = services.figures_import(rows=checked.rows, actor=user)
+        except ValidationError as exc:  # a claim recorded by someone else this very moment
+            return Confirmed(found=True, problems=[Problem(0, "", message) for message in exc.messages])
+    return Confirmed(found=True, figures=figures)

@@ -211,27 +211,61 @@ class ReportedFigureAdmin(IndexedSearchMixin, FlatListMixin, CsvExportMixin, Aud
         return super().changelist_view(request, context)
 
     def import_view(self, request):
-        """Upload, check every row, then record all of them in one transaction or none."""
+        """Upload and check every row; then a preview, the file kept in the session under a
+        token; then the confirm (the token posted back to this URL): the file checked again
+        and all of it recorded in one transaction, or none."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = FigureImportForm(request.POST or None, request.FILES or None)
+        changelist_url = reverse("admin:exchanges_reportedfigure_changelist")
+        import_url = reverse("admin:exchanges_reportedfigure_import")
+        confirming = request.method == "POST" and "token" in request.POST
+        form = FigureImportForm(None if confirming else request.POST or None, None if confirming else request.FILES or None)
         problems = None
-        if request.method == "POST" and form.is_valid():
-            checked = figure_import.check(form.cleaned_data["file"].read(figure_import.MAX_BYTES + 1))
+        if confirming:
+            confirmed = figure_import.confirm(request.session, request.POST["token"], user=request.user)
+            if not confirmed.found:
+                messages.error(
+                    request,
+                    _(
+                        "This import is no longer waiting for confirmation: it was already confirmed, or it has expired. "
+                        "Nothing more was recorded; check the list of figures before sending the file again."
+                    ),
+                )
+                return HttpResponseRedirect(import_url)
+            if not confirmed.problems:
+                count = len(confirmed.figures)
+                messages.success(request, ngettext("Imported %(n)d reported figure.", "Imported %(n)d reported figures.", count) % {"n": count})
+                return HttpResponseRedirect(changelist_url)
+            problems = confirmed.problems
+        elif request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            raw = upload.read(figure_import.MAX_BYTES + 1)
+            checked = figure_import.check(raw)
             if checked.problems:
                 problems = sorted(checked.problems, key=lambda problem: problem.line)
             else:
-                figures = services.figures_import(rows=checked.rows, actor=request.user)
-                messages.success(
-                    request, ngettext("Imported %(n)d reported figure.", "Imported %(n)d reported figures.", len(figures)) % {"n": len(figures)}
-                )
-                return HttpResponseRedirect(reverse("admin:exchanges_reportedfigure_changelist"))
+                token = figure_import.keep_pending(request.session, raw, user=request.user, name=upload.name or "")
+                shown = checked.rows[: figure_import.PREVIEW_ROWS]
+                context = {
+                    **self.admin_site.each_context(request),
+                    "opts": self.model._meta,
+                    "title": _("Check the figures before importing them"),
+                    "token": token,
+                    "file_name": upload.name or "",
+                    "total": len(checked.rows),
+                    "rows": [figure_import.describe(row) for row in shown],
+                    "more": len(checked.rows) - len(shown),
+                    "import_url": import_url,
+                    "max_age_minutes": figure_import.PENDING_MAX_AGE // 60,
+                }
+                return TemplateResponse(request, "admin/exchanges/reportedfigure/import_preview.html", context)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": _("Import reported figures from CSV"),
             "form": form,
             "problems": problems,
+            "rechecked": confirming,
             "columns": figure_import.COLUMNS,
             "required": figure_import.REQUIRED,
             "max_rows": figure_import.MAX_ROWS,

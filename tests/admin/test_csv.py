@@ -1,4 +1,5 @@
-"""CSV out of the admin's lists (as filtered) and reported figures in, all rows or none."""
+"""CSV out of the admin's lists (as filtered) and reported figures in, all rows or none
+(after a preview: tests/admin/test_figure_import_preview.py)."""
 import csv
 import io
 from datetime import timedelta
@@ -37,6 +38,15 @@ def read_csv(response):
 def upload(staff, text, name="figures.csv"):
     file = SimpleUploadedFile(name, text.encode("utf-8"), content_type="text/csv")
     return staff.post(reverse("admin:exchanges_reportedfigure_import"), {"file": file})
+
+
+def import_file(staff, text, name="figures.csv"):
+    """Upload, then confirm the preview (the import's two steps); the confirm's response, or
+    the upload's when it found problems and showed no preview."""
+    response = upload(staff, text, name)
+    if response.status_code != 200 or "token" not in response.context:
+        return response
+    return staff.post(reverse("admin:exchanges_reportedfigure_import"), {"token": response.context["token"]})
 
 
 def test_the_negotiations_export_follows_the_lists_filters_and_search(staff, confidential, public_negotiation):
@@ -93,7 +103,7 @@ def test_importing_figures_records_every_row_with_its_source(staff, garrison, ru
         'Azovstal garrison,Total,265,Government of Ukraine,General Staff,17.05.2022,,"incl. 52 seriously wounded"\n'
         "azovstal garrison,Seriously wounded,52,UA,,17/05/2022,Corroborated,\n"
     )
-    response = upload(staff, text)
+    response = import_file(staff, text)
     assert response.status_code == 302
     figures = ReportedFigure.objects.filter(group=garrison).order_by("value")
     assert [(f.metric, f.value, f.source_party.short_name, f.reliability) for f in figures] == [
@@ -145,12 +155,12 @@ def test_an_ambiguous_group_name_asks_for_the_id(staff, garrison):
     DetaineeGroupFactory(name="Azovstal garrison")
     response = upload(staff, "group,metric,value,reported_on\nAzovstal garrison,total,1,2022-05-20\n")
     assert "give its group_id" in response.content.decode()
-    response = upload(staff, f"group_id,metric,value,reported_on\n{garrison.pk},total,1,2022-05-20\n")
+    response = import_file(staff, f"group_id,metric,value,reported_on\n{garrison.pk},total,1,2022-05-20\n")
     assert response.status_code == 302 and garrison.figures.count() == 1
 
 
 def test_a_semicolon_file_from_a_french_spreadsheet_imports(staff, garrison):
-    response = upload(staff, "group;metric;value;reported_on;reliability\nAzovstal garrison;Total;1 730;20/05/2022;Contesté\n")
+    response = import_file(staff, "group;metric;value;reported_on;reliability\nAzovstal garrison;Total;1 730;20/05/2022;Contesté\n")
     assert response.status_code == 302, response.context and response.context["problems"]
     figure = garrison.figures.get()
     assert (figure.value, figure.reliability) == (1730, "disputed")
@@ -163,5 +173,5 @@ def test_an_exported_figures_file_can_be_edited_and_imported_back(staff, garriso
     again = upload(staff, exported)
     assert "already recorded" in again.content.decode()
     edited = exported.replace("1730", "1700")
-    assert upload(staff, edited).status_code == 302
+    assert import_file(staff, edited).status_code == 302
     assert sorted(garrison.figures.values_list("value", "source")) == [(1700, "=briefing"), (1730, "=briefing")]
