@@ -282,12 +282,19 @@ class CsvExportMixin:
             raise PermissionDenied
         request._csv_export = True
         changelist_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+        # A filter the list cannot apply: back to the list with the same address, where it
+        # says which filter and shows the list without it (`PolicyAdminMixin.changelist_view`).
+        from .admin.base import unknown_filter_values
+
+        back_to_list = HttpResponseRedirect(f"{changelist_url}?{_with_error_flag(request.GET)}")
+        if unknown_filter_values(self, request):
+            return back_to_list
         try:
             changelist = self.get_changelist_instance(request)
             limit = self.csv_inline_rows
             rows = changelist.queryset.order_by()[: limit + 1].count() if limit else 1
         except (IncorrectLookupParameters, ValidationError, ValueError, TypeError, OverflowError):
-            return HttpResponseRedirect(changelist_url + "?e=1")
+            return back_to_list
         exports_url = reverse("admin:exchanges_exportjob_changelist")
         inline = rows <= limit
         job, created = export_queue(
@@ -454,6 +461,14 @@ def run_export(job_id):
     finally:
         audit.reset_context(token)
     return {"state": "done", "rows": rows}
+
+
+def _with_error_flag(params):
+    """The list's address with Django's "invalid filter" flag, which the list answers by
+    naming the filters it cannot apply and showing itself without them."""
+    params = params.copy()
+    params["e"] = "1"
+    return params.urlencode()
 
 
 def _failure_message(error):

@@ -274,4 +274,5 @@ class ScanRun(models.Model):
         verbose_name_plural = _("scan runs")
 
     def __str__(self):
-        return f"{self.as_of:%Y-%m-%d %H:%M:%S} ({'full' if self.full else 'incremental'})"
+        how = _("full") if self.full else _("incremental")
+        return f"{self.as_of:%Y-%m-%d %H:%M:%S} ({how})"

@@ -44,7 +44,9 @@ class KnownValuesFilter(admin.SimpleListFilter):
     values = ()
 
     def lookups(self, request, model_admin):
-        return [(value, value) for value in self.values]
+        return [(value, self.labels.get(value, value)) for value in self.values]
+
+    labels = {}
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -56,8 +58,10 @@ class KnownValuesFilter(admin.SimpleListFilter):
 
 
 def known_values_filter(model, field_name, values):
-    """A KnownValuesFilter for `model.field_name` (titled with the field's name)."""
+    """A KnownValuesFilter for `model.field_name` (titled with the field's name); `values`
+    is {value: label} (or a list of values shown as written)."""
     field = model._meta.get_field(field_name)
+    labels = dict(values) if isinstance(values, dict) else {}
     return type(f"{field_name.title()}Filter", (KnownValuesFilter,), {
-        "title": field.verbose_name, "parameter_name": field_name, "values": tuple(values),
+        "title": field.verbose_name, "parameter_name": field_name, "values": tuple(values), "labels": labels,
     })  # fmt: skip

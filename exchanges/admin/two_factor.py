@@ -28,14 +28,29 @@ def refusal(user, owner):
     return None
 
 
-FIELDS = ["user", "name", "confirmed", "created_at", "last_used_at", "backup_codes_left"]
+FIELDS = ["login", "device_name", "is_confirmed", "made_at", "used_at", "backup_codes_left"]
+
+
+class ConfirmedFilter(admin.SimpleListFilter):
+    """django-otp's `confirmed`, titled in the site's languages."""
+
+    title = _("confirmed")
+    parameter_name = "confirmed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Confirmed")), ("no", _("Not confirmed (enrolment not finished)"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(confirmed=self.value() == "yes")
+        return queryset
 
 
 class TwoFactorDeviceAdmin(AuditedAdminMixin, RecordAdmin):
     """A device of either kind: read-only, removed only through the service."""
 
     list_display = FIELDS
-    list_filter = ["confirmed"]
+    list_filter = [ConfirmedFilter]
     list_select_related = ["user"]
     search_fields = ["user__username", "user__email"]
     fields = FIELDS
@@ -51,6 +66,27 @@ class TwoFactorDeviceAdmin(AuditedAdminMixin, RecordAdmin):
             .values("n")
         )
         return super().get_queryset(request).annotate(codes_left=Coalesce(Subquery(codes), 0))
+
+    # django-otp's fields, labelled in the site's languages (its own labels are English only).
+    @admin.display(description=_("staff login"), ordering="user__username")
+    def login(self, device):
+        return device.user
+
+    @admin.display(description=_("device name"), ordering="name")
+    def device_name(self, device):
+        return device.name
+
+    @admin.display(description=_("confirmed"), boolean=True, ordering="confirmed")
+    def is_confirmed(self, device):
+        return device.confirmed
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def made_at(self, device):
+        return device.created_at
+
+    @admin.display(description=_("last used"), ordering="last_used_at")
+    def used_at(self, device):
+        return device.last_used_at
 
     @admin.display(description=_("backup codes left"))
     def backup_codes_left(self, device):

@@ -147,7 +147,8 @@ class TrailHead(models.Model):
     sealed_at = models.DateTimeField("sealed at", default=timezone.now)
 
     class Meta:
-        verbose_name = "trail head"
+        verbose_name = _("trail head")
+        verbose_name_plural = _("trail heads")
 
     def __str__(self):
         return f"{self.chain}:{self.seq}:{self.hash}"
