@@ -36,8 +36,8 @@ DEMO_LOGIN_ROLE = "coordinator"
 DEMO_LOGIN_TEAMS = (EASTERN_EUROPE, MIDDLE_EAST)
 
 PARTIES = [
-    {"name": "Government of Ukraine", "short_name": "UA", "kind": "state", "country": "UA"},
-    {"name": "Russian Federation", "short_name": "RU", "kind": "state", "country": "RU"},
+    {"name": "Government of Ukraine", "short_name": "UA", "kind": "state", "country": "UA", "aliases": ["Ukraine", "Україна"]},
+    {"name": "Russian Federation", "short_name": "RU", "kind": "state", "country": "RU", "aliases": ["Russia", "Росія", "Russie"]},
     {
         "name": "Donetsk \u201cPeople's Republic\u201d authorities",
         "short_name": "DPR",
@@ -45,9 +45,9 @@ PARTIES = [
         "country": None,
     },
     {"name": "United Nations", "short_name": "UN", "kind": "intergovernmental", "country": None},
-    {"name": "International Committee of the Red Cross", "short_name": "ICRC", "kind": "humanitarian", "country": None},
-    {"name": "Republic of T\u00fcrkiye", "short_name": "TR", "kind": "state", "country": "TR"},
-    {"name": "United Arab Emirates", "short_name": "AE", "kind": "state", "country": "AE"},
+    {"name": "International Committee of the Red Cross", "short_name": "ICRC", "kind": "humanitarian", "country": None, "aliases": ["Red Cross", "CICR", "МКЧХ"]},
+    {"name": "Republic of T\u00fcrkiye", "short_name": "TR", "kind": "state", "country": "TR", "aliases": ["Turkey", "T\u00fcrkiye", "Туреччина", "Turquie"]},
+    {"name": "United Arab Emirates", "short_name": "AE", "kind": "state", "country": "AE", "aliases": ["UAE", "Emirates", "ОАЕ", "EAU"]},
 ]
 
 

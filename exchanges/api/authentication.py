@@ -20,8 +20,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request):
         parts = authentication.get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword:
+        if not parts:
             return None
+        if parts[0].lower() != self.keyword:
+            # "Token …", "Basic …": say what is expected, not "credentials not provided".
+            raise exceptions.AuthenticationFailed(
+                _("Unsupported Authorization scheme: send “Authorization: Bearer <token>”.")
+            )
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed(_("Malformed Authorization header: expected “Bearer <token>”."))
         try:

@@ -73,3 +73,8 @@ def test_the_trail_says_who_acted_and_how_in_words_in_each_language(client, staf
     assert cells(page, "via") == {"admin", "API"}
     page = client.get(url, {"model": "exchanges.statuschange"}, HTTP_ACCEPT_LANGUAGE="uk").content.decode()
     assert "staff login" not in cells(page, "actor_kind") and "фонове завдання" in page
+
+
+def test_the_sites_bare_address_leads_to_the_admin(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response.url == reverse("admin:index")

@@ -25,6 +25,14 @@ def test_a_bad_token_or_header_gets_401(ukraine, header):
     assert api.get("/api/v1/negotiations/").status_code == 401
 
 
+@pytest.mark.parametrize("header", ["Token abc", "Basic dXNlcjpwYXNz"])
+def test_another_scheme_is_told_to_send_a_bearer_token(ukraine, header):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=header)
+    response = api.get("/api/v1/negotiations/")
+    assert response.status_code == 401 and "Bearer <token>" in response.json()["detail"]
+
+
 def test_revoked_and_expired_tokens_get_401(ukraine, make_api):
     revoked = make_api(ukraine)
     services.api_client_revoke(client=revoked.api_client)

@@ -125,3 +125,13 @@ def test_the_demo_login_keeps_its_password_from_one_make_run_to_the_next(monkeyp
     assert first == second
     assert Client().login(username="demo", password=second.removeprefix("Staff login: demo / "))
     assert (tmp_path / "staff-login-password").stat().st_mode & 0o077 == 0  # its owner's alone
+
+
+def test_the_demo_parties_are_found_by_the_names_people_use(client, staff_user):
+    from exchanges.demo import load_demo
+
+    load_demo()
+    client.force_login(staff_user)
+    for term, short_name in (("UAE", "AE"), ("Red Cross", "ICRC"), ("Turkey", "TR")):
+        found = client.get("/api/v1/parties/", {"search": term}).json()["results"]
+        assert [party["short_name"] for party in found] == [short_name], term
