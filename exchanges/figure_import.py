@@ -304,7 +304,6 @@ def _check_row(line, values, groups, parties, metrics, reliabilities):
     return row, problems
 
 
-
 def describe(row):
     """A checked row as it will be recorded, for the preview: names and labels, not objects and codes."""
     return {

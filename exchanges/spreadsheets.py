@@ -466,8 +466,10 @@ def run_export(job_id):
 def _with_error_flag(params):
     """The list's address with Django's "invalid filter" flag, which the list answers by
     naming the filters it cannot apply and showing itself without them."""
+    from django.contrib.admin.views.main import ERROR_FLAG
+
     params = params.copy()
-    params["e"] = "1"
+    params[ERROR_FLAG] = "1"
     return params.urlencode()
 
 

@@ -6,7 +6,7 @@ from django.db import models, transaction
 from django.db.models import F, Func, Subquery
 from django.db.models.functions import Coalesce
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ERROR_FLAG, IGNORED_PARAMS
+from django.contrib.admin.views.main import ERROR_FLAG, IGNORED_PARAMS, PAGE_VAR, SEARCH_VAR
 from django.contrib.admin.widgets import FilteredSelectMultiple, RelatedFieldWidgetWrapper
 from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
@@ -119,7 +119,7 @@ class PolicyAdminMixin(PolicyMixin):
     def changelist_view(self, request, extra_context=None):
         unknown = unknown_filter_values(self, request)
         if unknown:  # a value no filter offers: say so, rather than an empty list
-            return _without(request, unknown)
+            return _without(self, request, unknown, _("This list cannot be filtered by %(filters)s with that value: showing it without."))
         try:
             response = super().changelist_view(request, extra_context)
         except (ValidationError, ValueError, TypeError, OverflowError) as error:  # a value the database refused
@@ -196,104 +196,94 @@ def _filter_applies(model_admin, request, name, values):
     return True
 
 
-def unknown_filter_values(model_admin, request):
-    """{parameter: label} of the list's filter parameters whose value is not one the filter
-    offers: a choice ("status=nonsense", "stalled=maybe") that would otherwise show an
-    empty or unfiltered list as if it were the answer. Other values (dates, ids) are
-    checked by applying them (`_without_bad_filters`)."""
+def _simple_filters(model_admin, request):
+    """{parameter: filter class} of the list's own filters (SimpleListFilter)."""
+    return {
+        item.parameter_name: item
+        for item in model_admin.get_list_filter(request)
+        if isinstance(item, type) and issubclass(item, admin.SimpleListFilter)
+    }
+
+
+def _field_and_lookup(model, name):
+    """(field, lookup) a field parameter names ("status__in" -> status, "in"), or (None, "")."""
     from django.contrib.admin.utils import get_fields_from_path
 
-    model = model_admin.model
-    unknown = {}
-    simple = {}
-    for item in model_admin.get_list_filter(request):
-        if isinstance(item, type) and issubclass(item, admin.SimpleListFilter):
-            simple[item.parameter_name] = item
-    for name in request.GET:
-        if name in IGNORED_PARAMS or name in (ERROR_FLAG, "q", "p", "o", "all"):
-            continue
-        values = request.GET.getlist(name)
-        if name in simple:
-            spec = simple[name](request, request.GET.copy(), model, model_admin)
-            offered = {str(key) for key, _label in (spec.lookup_choices or ())}
-            if offered and any(value and value not in offered for value in values):
-                unknown[name] = spec.title
-            continue
-        path, _sep, lookup = name.rpartition("__")
-        if lookup not in ("exact", "in"):
-            path, lookup = name, "exact"
+    path, lookup = name.split("__"), []
+    while path:
         try:
-            field = get_fields_from_path(model, path)[-1]
-        except Exception:  # noqa: BLE001 - not a field path: left to Django's own checks
-            continue
-        choices = getattr(field, "flatchoices", None)
-        if not choices:
-            continue
-        offered = {str(key) for key, _label in choices}
-        given = [part for value in values for part in (value.split(",") if lookup == "in" else [value])]
-        if any(value not in offered for value in given):
-            unknown[name] = field.verbose_name
-    return unknown
-
-
-def _without(request, unknown):
-    """The list again without the parameters in `unknown` ({name: label}), with a message
-    naming each as staff read it."""
-    from django.contrib import messages
-
-    kept = request.GET.copy()
-    kept.pop(ERROR_FLAG, None)
-    for name in unknown:
-        kept.pop(name, None)
-    labels = sorted({str(label) for label in unknown.values()})
-    messages.error(
-        request,
-        _("This list cannot be filtered by %(filters)s with that value: showing it without.") % {"filters": ", ".join(labels)},
-    )
-    query = urlencode(sorted((name, value) for name in kept for value in kept.getlist(name)))
-    return HttpResponseRedirect(f"{request.path}?{query}" if query else request.path)
+            return get_fields_from_path(model, "__".join(path))[-1], "__".join(lookup)
+        except Exception:  # noqa: BLE001 - a lookup or a transform: try the shorter path
+            lookup.insert(0, path.pop())
+    return None, ""
 
 
 def _filter_label(model_admin, request, name):
     """What staff call the filter a parameter belongs to (its title, or its field's name)."""
-    from django.contrib.admin.utils import get_fields_from_path
-
-    for item in model_admin.get_list_filter(request):
-        if isinstance(item, type) and issubclass(item, admin.SimpleListFilter) and item.parameter_name == name:
-            return item.title
-    if name == "q":
+    simple = _simple_filters(model_admin, request)
+    if name in simple:
+        return simple[name].title
+    if name == SEARCH_VAR:
         return _("search")
-    path = name.split("__")
-    while path:
-        try:
-            return get_fields_from_path(model_admin.model, "__".join(path))[-1].verbose_name
-        except Exception:  # noqa: BLE001 - a lookup or a transform: try the shorter path
-            path.pop()
-    return name
+    field, _lookup = _field_and_lookup(model_admin.model, name)
+    return field.verbose_name if field is not None else name
+
+
+def unknown_filter_values(model_admin, request):
+    """The list's filter parameters whose value is not one the filter offers: a choice
+    ("status=nonsense", "stalled=maybe") that would otherwise show an empty or unfiltered
+    list as if it were the answer. Other values (dates, ids) are checked by applying them
+    (`_without_bad_filters`)."""
+    simple = _simple_filters(model_admin, request)
+    unknown = []
+    for name in request.GET:
+        if name in IGNORED_PARAMS or name in (ERROR_FLAG, PAGE_VAR):
+            continue
+        values = request.GET.getlist(name)
+        if name in simple:
+            spec = simple[name](request, request.GET.copy(), model_admin.model, model_admin)
+            offered = {str(key) for key, _label in (spec.lookup_choices or ())}
+            if offered and any(value and value not in offered for value in values):
+                unknown.append(name)
+            continue
+        field, lookup = _field_and_lookup(model_admin.model, name)
+        choices = getattr(field, "flatchoices", None)
+        if not choices or lookup not in ("", "exact", "in"):
+            continue
+        offered = {str(key) for key, _label in choices}
+        given = [part for value in values for part in (value.split(",") if lookup == "in" else [value])]
+        if any(value not in offered for value in given):
+            unknown.append(name)
+    return unknown
+
+
+def _without(model_admin, request, names, message):
+    """The list again without the parameters `names`, with `message` naming their filters
+    as staff know them (a plain message when there is none to name)."""
+    from django.contrib import messages
+
+    kept = request.GET.copy()
+    kept.pop(ERROR_FLAG, None)
+    for name in names:
+        kept.pop(name, None)
+    labels = sorted({str(_filter_label(model_admin, request, name)) for name in names})
+    if labels:
+        messages.error(request, message % {"filters": ", ".join(labels)})
+    else:
+        messages.error(request, _("This list could not be shown with those filters: showing it without."))
+    query = urlencode(sorted((name, value) for name in kept for value in kept.getlist(name)))
+    return HttpResponseRedirect(f"{request.path}?{query}" if query else request.path)
 
 
 def _without_bad_filters(model_admin, request, error):
     """The list again without the filters it could not apply, saying which: a bad value
     in the address (typed, pasted, from an old link) is a message, never an error page."""
-    from django.contrib import messages
-
     kept = request.GET.copy()
     kept.pop(ERROR_FLAG, None)
     bad = [name for name in list(kept) if name not in IGNORED_PARAMS and not _filter_applies(model_admin, request, name, kept.getlist(name))]
     if not bad:  # the combination failed, or a search did: start again from the whole list
         bad = [name for name in list(kept) if name != "o"]
-    for name in bad:
-        kept.pop(name, None)
-    labels = sorted({str(_filter_label(model_admin, request, name)) for name in bad})
-    if not labels:
-        messages.error(request, _("This list could not be shown with those filters: showing it without."))
-    else:
-        messages.error(
-            request,
-            _("This list cannot be filtered by %(filters)s: showing it without.") % {"filters": ", ".join(labels)},
-        )
-    query = urlencode(sorted((name, value) for name in kept for value in kept.getlist(name)))
-    return HttpResponseRedirect(f"{request.path}?{query}" if query else request.path)
+    return _without(model_admin, request, bad, _("This list cannot be filtered by %(filters)s: showing it without."))
 
 
 def safe_next(request):
