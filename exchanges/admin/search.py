@@ -13,7 +13,10 @@ Here, for each list over a big table (`IndexedSearchMixin.search`):
   Django's search does (every word must match one column); on PostgreSQL each column has
   a trigram index (`gin_trgm_ops` over `UPPER(column)`, exactly what `icontains` emits:
   migrations exchanges 0020 and tracker 0012), used for words of three characters or
-  more; a word of one or two characters is still matched, by reading the list;
+  more; a word of one or two characters has no trigram of its own, so it matches the
+  start of a word instead ("UA" finds "UA-RU talks" and "the UAE", not "Guam"), which
+  the same index answers (`WordStarts`): a substring of two letters read the whole list
+  (6-8 s at a million negotiations);
 - a word matching a related record (the negotiation of a status change, the group of a
   figure) is looked up in that record's table first: up to `RELATED_IDS` of them are
   passed as a list of ids (an index on the foreign key answers); more, and the list is
@@ -28,7 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.db import models
-from django.db.models import Q, Subquery
+from django.db.models import Lookup, Q, Subquery
 from django.utils.text import smart_split, unescape_string_literal
 
 #: Related ids looked up first and passed as a list; past this, a subquery.
@@ -37,6 +40,34 @@ RELATED_IDS = 500
 REFERENCE = re.compile(r"^NEG-\d{4}-\d+$", re.IGNORECASE)
 #: A bigint's digits at most: longer numbers are only text.
 MAX_DIGITS = 18
+
+
+#: A word shorter than this matches the start of a word (`WordStarts`), not any substring.
+TRIGRAM = 3
+#: What may stand before a word: the start of the text or one of these. pg_trgm reads an
+#: explicit class of non-letters as a word boundary and answers from the trigram index;
+#: `\W`, `\m` or a class with the typographic quotes („“”‘’) read every entry of it
+#: (1.3 s over 300,000 titles against 0.2-0.5 ms, measured).
+WORD_START = "(^|[][ \t\n,.;:/()\"'«»!?&+*#_-])"
+
+
+class WordStarts(Lookup):
+    """`column__word_starts=word`: a word of the text starts with `word`, case aside. On
+    PostgreSQL `UPPER(column) ~ pattern`, the expression the trigram indexes cover."""
+
+    lookup_name = "word_starts"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        word = re.escape(str(self.rhs))
+        if connection.vendor == "postgresql":
+            return f"UPPER({lhs}::text) ~ %s", [*lhs_params, WORD_START + word.upper()]
+        return f"{lhs} REGEXP %s", [*lhs_params, "(?i)" + WORD_START + word]
+
+
+models.CharField.register_lookup(WordStarts)
+models.TextField.register_lookup(WordStarts)
 
 
 @dataclass(frozen=True)
@@ -127,9 +158,10 @@ def _is_uuid_key(model, fk):
 
 def _word_q(model, spec, word):
     """One word on the text columns, and through each related record."""
+    lookup = "icontains" if len(word) >= TRIGRAM else "word_starts"
     condition = Q()
     for name in spec.text:
-        condition |= Q(**{f"{name}__icontains": word})
+        condition |= Q(**{f"{name}__{lookup}": word})
     for relation in spec.related:
         condition |= _related_q(relation, word)
     return condition

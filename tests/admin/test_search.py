@@ -89,11 +89,20 @@ def test_a_negotiation_is_found_by_words_of_its_title_or_summary_or_its_parties_
     assert found(staff, Negotiation, "no such words") == []
 
 
-def test_a_term_of_one_or_two_characters_still_finds_what_contains_it(staff, ukraine):
+def test_a_term_of_one_or_two_characters_finds_the_words_it_starts(staff, ukraine):
     swap = NegotiationFactory(title="Swap of 12 medics")
     NegotiationFactory(title="Swap of medics")
+    NegotiationFactory(title="Swap of 412 medics")  # "12" inside a word: not found
+    ua = NegotiationFactory(title="UA-RU talks (ua) on the «Ua» list")
+    uae = NegotiationFactory(title="Talks in the UAE")
+    guam = NegotiationFactory(title="Guam")
     assert found(staff, Negotiation, "12") == [swap]
     assert found(staff, Negotiation, "x") == []
+    assert set(found(staff, Negotiation, "ua")) == {ua, uae}
+    assert set(found(staff, Negotiation, "UA")) == {ua, uae}
+    assert found(staff, Negotiation, "G") == [guam]
+    assert found(staff, Negotiation, "guam") != []  # three characters: any substring again
+    assert found(staff, Negotiation, "uam") != []
     services.negotiation_change_status(negotiation=swap, to_status="in_talks", actor=None)
     assert [row.negotiation for row in found(staff, StatusChange, "12")] == [swap]
 
@@ -162,6 +171,21 @@ def test_on_postgresql_a_title_word_reads_the_trigram_index(staff, confidential)
     explained = plan(search_module.search(Negotiation.objects.all(), spec, "Wounded").order_by())
     assert "negotiation_title_trgm" in explained, explained
     assert "negotiation_reference_trgm" in explained and "negotiation_summary_trgm" in explained, explained
+
+
+@postgresql_only
+def test_on_postgresql_a_two_letter_word_is_answered_by_the_trigram_index_alone(staff, confidential):
+    """Not a walk through every entry of the index with each row checked again (what
+    `~ '\\mUA'` or a substring of two letters gets): nothing is rechecked and dropped."""
+    NegotiationFactory(title="Talks in Guam")
+    spec = admin.site._registry[Negotiation].search
+    queryset = search_module.search(Negotiation.objects.all(), spec, "ZQ").order_by()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        explained = queryset.explain(analyze=True)
+        cursor.execute("SET LOCAL enable_seqscan = on")
+    assert "negotiation_title_trgm" in explained, explained
+    assert "Rows Removed by Index Recheck" not in explained and "Rows Removed by Filter" not in explained, explained
 
 
 @postgresql_only
