@@ -172,6 +172,53 @@ def test_a_change_that_commits_late_never_lands_behind_a_cursor_already_handed_o
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_scan_numbers_its_rows_in_its_transaction_and_a_write_meanwhile_comes_after(make_api, ukraine):
+    """The stall scan writes its rows with their positions (exchanges.changes.number_from_here)
+    and holds the numbering until it commits: a client syncing meanwhile is handed no cursor
+    past them, and a write committed meanwhile is numbered after them, nothing skipped."""
+    require_postgres()
+    from tracker.services import scan_stalls
+
+    ua = make_api(ukraine)
+    stalled = NegotiationFactory(
+        visibility="all_partners", priority="urgent", opened_on=timezone.localdate() - timedelta(days=30), participants=[(ukraine, "side")]
+    )
+    _seen, cursor = sync(ua)
+    scanned, may_commit, errors = threading.Event(), threading.Event(), []
+
+    def scan_in_flight():
+        try:
+            with transaction.atomic():
+                scan_stalls()
+                scanned.set()
+                assert may_commit.wait(30)
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    scanner = threading.Thread(target=scan_in_flight)
+    scanner.start()
+    assert scanned.wait(30)
+    meanwhile = PartyFactory(name="Written while the scan was in flight")
+    during, cursor = sync(ua, cursor)
+    assert during == []  # the scan's rows are not committed, the party waits for its number
+    may_commit.set()
+    scanner.join(30)
+    assert errors == []
+    after, _ = sync(ua, cursor)
+    assert ("negotiation", str(stalled.pk), "updated") in entries(after)
+    assert [e["type"] for e in after].count("flag") >= 1
+    assert entries(after)[-1] == ("party", str(meanwhile.pk), "created")
+    everything, _ = sync(ua)
+    positions = [changes.decode(e["cursor"]) for e in everything]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    from exchanges.models import Change
+
+    assert not Change.objects.filter(position__isnull=True).exists()
+
+
 def test_a_forged_or_mangled_cursor_is_refused(make_api, ukraine):
     ua = make_api(ukraine)
     PartyFactory(name="Something to number")
