@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from . import policy
 from .soft_cache import soft
-from .choices import OPEN, HandoverState, NegotiationStatus
-from .models import AuditEntry, Commitment, CoveredGroup, Handover, Transfer, DetaineeGroup, Event, Negotiation, Participant, ReportedFigure, StatusChange
+from .choices import OPEN, HandoverState, NegotiationStatus, Visibility
+from .models import AuditEntry, Commitment, CoveredGroup, Handover, Transfer, DetaineeGroup, Event, Negotiation, Participant, ReportedFigure, StatusChange, StatusMonth
 
 
 PARTICIPANTS_JSON = """SELECT coalesce(json_agg(json_build_object('party', p.party_id, 'role', p.role) ORDER BY p.id), '[]')::text
@@ -226,13 +226,15 @@ def _month_moment(month):
     return timezone.make_aware(datetime.combine(month, time.min))
 
 
-def _status_deltas(principal, *, since=None, before=None):
-    """{month start: {status: change}} over the negotiations the principal may see: +1 in
-    `proposed` the month one opened, and -1/+1 the month of each status change; only
-    months in [since, before) when given. Two grouped queries."""
+def _status_deltas(principal, *, since=None, before=None, negotiation_ids=None):
+    """{month start: {status: change}} over the negotiations the principal may see (of
+    `negotiation_ids` when given): +1 in `proposed` the month one opened, and -1/+1 the
+    month of each status change; only months in [since, before) when given. Two grouped
+    queries."""
     def seen(prefix=""):
         """The negotiations (through `prefix`) the principal may see; all for the system."""
-        return Q() if principal is None else policy.negotiation_visibility_q(principal, prefix)
+        visible = Q() if principal is None else policy.negotiation_visibility_q(principal, prefix)
+        return visible if negotiation_ids is None else visible & Q(**{f"{prefix}pk__in": negotiation_ids})
 
     opened, moved = Negotiation.objects.filter(seen()), StatusChange.objects.filter(seen("negotiation__"))
     if since is not None:
@@ -250,13 +252,45 @@ def _status_deltas(principal, *, since=None, before=None):
     return deltas
 
 
+def _kept_deltas(principal, *, before):
+    """What `_status_deltas(principal, before=before)` returns, from the monthly deltas the
+    database keeps (`StatusMonth`, PostgreSQL): a few hundred rows whatever the size of the
+    record, with the staff-only negotiations of the login's teams read from their own
+    status changes when it does not see every staff-only one. None where they are not kept
+    (elsewhere than PostgreSQL) or for an API client (its party's negotiations)."""
+    if connection.vendor != "postgresql" or policy.is_client(principal):
+        return None
+    if principal is not None and not policy.has_model_perm(principal, Negotiation):
+        return {}
+    every = principal is None or policy.sees_every_staff_only(principal)
+    kept = StatusMonth.objects.filter(month__lt=before)
+    if not every:
+        kept = kept.filter(staff_only=False)
+    deltas = defaultdict(lambda: defaultdict(int))
+    for month, status, delta in kept.values_list("month", "status", "delta"):
+        deltas[month][status] += delta
+    if not every:
+        theirs = list(
+            Negotiation.objects.filter(policy.negotiation_visibility_q(principal), visibility=Visibility.STAFF_ONLY)
+            .values_list("pk", flat=True)
+        )
+        if theirs:
+            for month, changes in _status_deltas(None, before=before, negotiation_ids=theirs).items():
+                for status, delta in changes.items():
+                    deltas[month][status] += delta
+    return deltas
+
+
 def _closed_months(principal, starts, current):
     """The counts at the end of each month in `starts` (all before `current`) and the
     running totals at the end of the last month before `current` (`base`)."""
     read_at = timezone.now()
     running = defaultdict(int)
     series = []
-    pending = iter(sorted(_status_deltas(principal, before=current).items()))
+    deltas = _kept_deltas(principal, before=current)
+    if deltas is None:
+        deltas = _status_deltas(principal, before=current)
+    pending = iter(sorted(deltas.items()))
     month, changes = next(pending, (None, {}))
     for start in [*starts, None]:
         while month is not None and (start is None or month <= start):
@@ -292,7 +326,9 @@ def status_by_month(principal, *, today, months=12):
     A negotiation counts as `proposed` from the month it opened; each status change moves
     one from its `from_status` to its `to_status` in the month it occurred.
 
-    The months before the current one are cached per scope (what the principal may see:
+    The months before the current one are running sums of the monthly deltas the database
+    keeps on PostgreSQL (`StatusMonth`, a few hundred rows; elsewhere a grouped read of the
+    status changes), and are cached per scope (what the principal may see:
     logins that see the same negotiations share them, no other) under a key that writes do
     not change, and read again only when a write changed them (`_closed_months_changed`:
     a status change back-dated into an earlier month, a negotiation opened in one, a

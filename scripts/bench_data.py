@@ -9,6 +9,16 @@ OPEN = ["proposed", "in_talks", "agreed_in_principle", "lists_exchanged", "agree
 PATH = ["in_talks", "agreed_in_principle", "lists_exchanged", "agreed", "implementing", "completed"]
 
 
+def _status_months_fill():
+    """The statement migration exchanges 0022 fills the chart's monthly deltas with."""
+    import importlib
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return importlib.import_module("exchanges.migrations.0022_status_months").FILL
+
+
 def load(url, size, now):
     """COPY parties, groups, negotiations with participants, covered groups, status history
     and events, and the agreements carried out: commitments, handovers and their transfers.
@@ -39,6 +49,11 @@ def load(url, size, now):
         "handover": "exchanges_handover (id, created_at, updated_at, negotiation_id, sequence, state, planned_on, occurred_on, location, verified_by_id, source, notes)",
         "transfer": "exchanges_transfer (handover_id, negotiation_id, from_party_id, to_party_id, planned_count, released_count, received_count, verified_count, seriously_wounded_count, civilians_count)",
     }
+    with psycopg.connect(url, autocommit=True) as admin:
+        # The chart's monthly deltas (migration exchanges 0022) are filled once after the
+        # load, not by a trigger per row (a change's negotiation is not committed yet then).
+        for table in ("exchanges_negotiation", "exchanges_statuschange"):
+            admin.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
     connections = {name: psycopg.connect(url) for name in tables}
     with contextlib.ExitStack() as stack:
         # Foreign keys are checked at commit, and the stack commits last-entered first:
@@ -108,6 +123,10 @@ def load(url, size, now):
             for group_index, count in proposed.items():
                 write["covered"]((negotiation, groups[group_index], count, None))
             total += 1 + 3 + len(proposed) + len(times)
+    with psycopg.connect(url, autocommit=True) as admin:
+        for table in ("exchanges_negotiation", "exchanges_statuschange"):
+            admin.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        admin.execute(_status_months_fill())
     return total
 
 

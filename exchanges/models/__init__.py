@@ -5,6 +5,7 @@ Writes go through `exchanges.services`; reads with visibility rules through
 """
 from .base import MAX_COUNT, TimestampedModel
 from .changes import Change
+from .charts import StatusMonth
 from .clients import ApiClient, IdempotencyKey
 from .exports import ExportJob
 from .handovers import Commitment, Handover, Transfer
@@ -15,5 +16,5 @@ from .trail import AccessLogEntry, AppendOnlyModel, AppendOnlyQuerySet, AuditEnt
 __all__ = [
     "MAX_COUNT", "TimestampedModel", "Change", "ApiClient", "IdempotencyKey", "ExportJob", "CoveredGroup", "Event", "Negotiation",
     "Participant", "ReferenceCounter", "StatusChange", "DetaineeGroup", "Party", "ReportedFigure", "Team",
-    "Commitment", "Handover", "Transfer", "AccessLogEntry", "AppendOnlyModel", "AppendOnlyQuerySet", "AuditEntry",
+    "Commitment", "Handover", "Transfer", "StatusMonth", "AccessLogEntry", "AppendOnlyModel", "AppendOnlyQuerySet", "AuditEntry",
 ]  # fmt: skip

@@ -222,3 +222,43 @@ def test_the_dashboard_answers_with_its_chart_when_the_cache_is_down(staff, monk
     assert page.status_code == 200
     chart = section(page.content.decode(), "status-chart")
     assert "<svg" in chart and ("Proposed: 1" in chart or re.search(r"Proposed 1</title>", chart))
+
+
+def test_on_postgresql_the_kept_monthly_deltas_say_what_the_status_changes_say(django_user_model, staff_user):
+    """The chart's closed months come from the deltas the database keeps (StatusMonth, by
+    triggers): after openings, back-dated changes, a negotiation made staff-only and back,
+    an opening date moved and a negotiation deleted, they are what a grouped read of the
+    record gives, for the system, a member of the team and an outsider."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the deltas are kept by PostgreSQL triggers")
+    today = timezone.localdate()
+    current = _month_start(today)
+    team = Team.objects.create(name="Protection unit")
+    member = django_user_model.objects.create_user(username="member", is_staff=True)
+    member.groups.add(Group.objects.get(name="Viewer"))
+    team.members.add(member)
+    outsider = django_user_model.objects.create_user(username="outsider", is_staff=True)
+    outsider.groups.add(Group.objects.get(name="Viewer"))
+    now = timezone.now()
+    a = NegotiationFactory(visibility="all_partners", opened_on=_month_start(today, back=5))
+    b = NegotiationFactory(visibility="staff_only", teams=[team], opened_on=_month_start(today, back=4))
+    c = NegotiationFactory(visibility="participants", opened_on=_month_start(today, back=3))
+    gone = NegotiationFactory(visibility="all_partners", opened_on=_month_start(today, back=2))
+    for negotiation, days in ((a, 120), (b, 100), (c, 70), (gone, 40)):
+        record.negotiation_change_status(negotiation=negotiation, to_status="in_talks", actor=None, occurred_at=now - timedelta(days=days))
+    record.negotiation_change_status(negotiation=a, to_status="agreed_in_principle", actor=None, occurred_at=now - timedelta(days=35))
+    record.negotiation_update(negotiation=a, actor=staff_user, visibility="staff_only", teams=[team])
+    record.negotiation_update(negotiation=b, actor=staff_user, visibility="all_partners")
+    record.negotiation_update(negotiation=c, actor=staff_user, opened_on=_month_start(today, back=6))
+    Negotiation.objects.get(pk=gone.pk).delete()  # as the admin deletes one: its changes first
+
+    def plain(deltas):
+        return {month: {status: n for status, n in counts.items() if n} for month, counts in deltas.items() if any(counts.values())}
+
+    for principal in (None, member, outsider):
+        kept = selectors._kept_deltas(principal, before=current)
+        assert kept is not None
+        assert plain(kept) == plain(selectors._status_deltas(principal, before=current)), principal
+    assert plain(selectors._kept_deltas(outsider, before=current)) != plain(selectors._kept_deltas(member, before=current))
