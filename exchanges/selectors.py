@@ -186,9 +186,20 @@ def next_step_q(window, *, today):
 
 
 def status_counts(principal):
-    """{status: number of negotiations `principal` may see} for every status, zeros included."""
-    negotiations = policy.restrict(Negotiation.objects.order_by(), principal)
-    counts = dict(negotiations.values_list("status").annotate(n=Count("pk")))
+    """{status: number of negotiations `principal` may see} for every status, zeros included.
+
+    On PostgreSQL the sums of the monthly deltas the database keeps (`StatusMonth`: every
+    negotiation enters `proposed` and each status change moves it, so what remains in each
+    status is the count), rather than counting a million negotiations (230-860 ms)."""
+    kept = _kept_deltas(principal, before=None)
+    if kept is not None:
+        counts = defaultdict(int)
+        for changes in kept.values():
+            for status, delta in changes.items():
+                counts[status] += delta
+    else:
+        negotiations = policy.restrict(Negotiation.objects.order_by(), principal)
+        counts = dict(negotiations.values_list("status").annotate(n=Count("pk")))
     return {str(status): counts.get(str(status), 0) for status in NegotiationStatus}
 
 
@@ -253,7 +264,8 @@ def _status_deltas(principal, *, since=None, before=None, negotiation_ids=None):
 
 
 def _kept_deltas(principal, *, before):
-    """What `_status_deltas(principal, before=before)` returns, from the monthly deltas the
+    """What `_status_deltas(principal, before=before)` returns (every month when `before`
+    is None), from the monthly deltas the
     database keeps (`StatusMonth`, PostgreSQL): a few hundred rows whatever the size of the
     record, with the staff-only negotiations of the login's teams read from their own
     status changes when it does not see every staff-only one. None where they are not kept
@@ -263,7 +275,7 @@ def _kept_deltas(principal, *, before):
     if principal is not None and not policy.has_model_perm(principal, Negotiation):
         return {}
     every = principal is None or policy.sees_every_staff_only(principal)
-    kept = StatusMonth.objects.filter(month__lt=before)
+    kept = StatusMonth.objects.all() if before is None else StatusMonth.objects.filter(month__lt=before)
     if not every:
         kept = kept.filter(staff_only=False)
     deltas = defaultdict(lambda: defaultdict(int))

@@ -262,3 +262,8 @@ def test_on_postgresql_the_kept_monthly_deltas_say_what_the_status_changes_say(d
         assert kept is not None
         assert plain(kept) == plain(selectors._status_deltas(principal, before=current)), principal
     assert plain(selectors._kept_deltas(outsider, before=current)) != plain(selectors._kept_deltas(member, before=current))
+    # And what stands in each status now (the dashboard's counts) is their sum.
+    for principal in (None, member, outsider):
+        visible = Negotiation.objects.all() if principal is None else policy.negotiations_visible_to(principal)
+        counted = {status: visible.filter(status=status).count() for status in selectors.status_counts(principal)}
+        assert selectors.status_counts(principal) == counted, principal
