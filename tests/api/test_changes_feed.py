@@ -132,6 +132,45 @@ def test_resyncing_from_an_older_cursor_sees_each_change_again_in_order(make_api
     assert crashed == page["results"][1:] + rest
 
 
+class InFlight:
+    """`work` run in a transaction on a second connection, held open after it until
+    `commit()`: `with InFlight(work) as flight: ...; flight.commit()`."""
+
+    def __init__(self, work):
+        self.work, self.done, self.may_commit, self.errors = work, threading.Event(), threading.Event(), []
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        try:
+            with transaction.atomic():
+                self.work()
+                self.done.set()
+                assert self.may_commit.wait(30)
+        except Exception as exc:  # noqa: BLE001 - asserted in commit()
+            self.errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.done.wait(30), self.errors
+        return self
+
+    def commit(self):
+        self.may_commit.set()
+        self.thread.join(30)
+        assert self.errors == []
+
+    def __exit__(self, *exc):
+        self.may_commit.set()
+        self.thread.join(30)
+
+
+def in_commit_order(api):
+    positions = [changes.decode(e["cursor"]) for e in sync(api)[0]]
+    return positions == sorted(positions) and len(set(positions)) == len(positions)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_change_that_commits_late_never_lands_behind_a_cursor_already_handed_out(make_api, ukraine):
     """Two connections: A writes first and commits last, B writes second and commits first.
@@ -140,36 +179,17 @@ def test_a_change_that_commits_late_never_lands_behind_a_cursor_already_handed_o
     require_postgres()
     ua = make_api(ukraine)
     _seen, cursor = sync(ua)
-    a_wrote, a_may_commit, errors = threading.Event(), threading.Event(), []
-
-    def slow_writer():
-        try:
-            with transaction.atomic():
-                PartyFactory(name="Written first, committed last")
-                a_wrote.set()
-                assert a_may_commit.wait(30)
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(repr(exc))
-        finally:
-            connection.close()
-
-    writer = threading.Thread(target=slow_writer)
-    writer.start()
-    assert a_wrote.wait(30)
-    quick = PartyFactory(name="Written second, committed first")
-    during, cursor = sync(ua, cursor)
-    assert [e["id"] for e in during] == [str(quick.pk)]  # A is not committed: not yet numbered
-    a_may_commit.set()
-    writer.join(30)
-    assert errors == []
+    with InFlight(lambda: PartyFactory(name="Written first, committed last")) as slow_writer:
+        quick = PartyFactory(name="Written second, committed first")
+        during, cursor = sync(ua, cursor)
+        assert [e["id"] for e in during] == [str(quick.pk)]  # A is not committed: not yet numbered
+        slow_writer.commit()
     after, _ = sync(ua, cursor)
     from exchanges.models import Party
 
     slow = Party.objects.get(name="Written first, committed last")
     assert [e["id"] for e in after] == [str(slow.pk)]  # numbered after the cursor handed out
-    everything, _ = sync(ua)
-    positions = [changes.decode(e["cursor"]) for e in everything]
-    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    assert in_commit_order(ua)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -185,35 +205,16 @@ def test_a_scan_numbers_its_rows_in_its_transaction_and_a_write_meanwhile_comes_
         visibility="all_partners", priority="urgent", opened_on=timezone.localdate() - timedelta(days=30), participants=[(ukraine, "side")]
     )
     _seen, cursor = sync(ua)
-    scanned, may_commit, errors = threading.Event(), threading.Event(), []
-
-    def scan_in_flight():
-        try:
-            with transaction.atomic():
-                scan_stalls()
-                scanned.set()
-                assert may_commit.wait(30)
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(repr(exc))
-        finally:
-            connection.close()
-
-    scanner = threading.Thread(target=scan_in_flight)
-    scanner.start()
-    assert scanned.wait(30)
-    meanwhile = PartyFactory(name="Written while the scan was in flight")
-    during, cursor = sync(ua, cursor)
-    assert during == []  # the scan's rows are not committed, the party waits for its number
-    may_commit.set()
-    scanner.join(30)
-    assert errors == []
+    with InFlight(scan_stalls) as scan:
+        meanwhile = PartyFactory(name="Written while the scan was in flight")
+        during, cursor = sync(ua, cursor)
+        assert during == []  # the scan's rows are not committed, the party waits for its number
+        scan.commit()
     after, _ = sync(ua, cursor)
     assert ("negotiation", str(stalled.pk), "updated") in entries(after)
     assert [e["type"] for e in after].count("flag") >= 1
     assert entries(after)[-1] == ("party", str(meanwhile.pk), "created")
-    everything, _ = sync(ua)
-    positions = [changes.decode(e["cursor"]) for e in everything]
-    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    assert in_commit_order(ua)
     from exchanges.models import Change
 
     assert not Change.objects.filter(position__isnull=True).exists()
