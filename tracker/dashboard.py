@@ -22,6 +22,9 @@ from exchanges.selectors import figures_summary
 from .models import Flag
 
 LIMIT = 15
+#: Overdue next steps are counted up to this many, then shown as "more than": counting all
+#: 85,000 of a million negotiations read them all (194-277 ms), every visit.
+COUNT_CAP = 10_000
 
 
 def _url(name, **params):
@@ -95,12 +98,15 @@ def _negotiations(user, today):
     visible = policy.restrict(Negotiation.objects.all(), user)
     overdue = visible.filter(selectors.next_step_q("overdue", today=today))
     due = visible.filter(selectors.next_step_q("week", today=today))
-    overdue_count = overdue.count()
+    overdue_count = overdue.order_by()[: COUNT_CAP + 1].count()
+    overdue_capped = overdue_count > COUNT_CAP
+    overdue_count = min(overdue_count, COUNT_CAP)
     due_count = due.count()
     return {
         "statuses": statuses,
         "overdue": list(overdue.order_by("next_step_due", "reference")[:LIMIT]),
         "overdue_more": max(0, overdue_count - LIMIT),
+        "overdue_capped": overdue_capped,
         "overdue_url": _url("admin:exchanges_negotiation_changelist", next_step="overdue"),
         "due": list(due.order_by("next_step_due", "reference")[:LIMIT]),
         "due_more": max(0, due_count - LIMIT),

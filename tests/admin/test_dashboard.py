@@ -87,6 +87,22 @@ def test_every_dashboard_link_opens_the_list_it_counts(staff, garrison, russia, 
         assert shown == int(count), (url, shown, count)
 
 
+def test_overdue_next_steps_beyond_the_cap_are_shown_as_more_than(staff, monkeypatch):
+    """Counted up to `COUNT_CAP` (a million negotiations must not be read on every visit)."""
+    from tracker import dashboard
+
+    today = timezone.localdate()
+    for n in range(4):
+        NegotiationFactory(title=f"Late {n}", next_step_due=today - timedelta(days=n + 1))
+    page = staff.get(reverse("admin:index")).content.decode()
+    assert re.search(r"<strong>4</strong>\s*next steps overdue", page)
+    monkeypatch.setattr(dashboard, "COUNT_CAP", 3)
+    monkeypatch.setattr(dashboard, "LIMIT", 2)
+    page = staff.get(reverse("admin:index")).content.decode()
+    assert re.search(r"<strong>more than 3</strong>\s*next steps overdue", page)
+    assert "and more than 1 more overdue" in section(page, "next-steps")
+
+
 def test_status_counts_link_to_the_filtered_list(staff):
     NegotiationFactory(title="One")
     page = staff.get(reverse("admin:index")).content.decode()
