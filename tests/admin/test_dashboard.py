@@ -175,7 +175,13 @@ def test_a_status_change_back_dated_into_a_closed_month_shows_at_once():
 def test_a_change_made_now_shows_at_once_and_leaves_the_closed_months_cached():
     """An ordinary write (a status change today) changes the current month only: the closed
     months are not read again. Shown by a change the cache cannot notice (a row moved by
-    hand into another closed month): it stays unseen until the closed months are read again."""
+    hand into another closed month): it stays unseen until the closed months are read again.
+    (Elsewhere than PostgreSQL: there the chart reads the kept deltas, current to the last
+    commit, and has no cache; see the test of StatusMonth below.)"""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        pytest.skip("on PostgreSQL the chart reads the kept monthly deltas, with no cache")
     today = timezone.localdate()
     old = NegotiationFactory(opened_on=_month_start(today, back=3))
     month = timezone.make_aware(timezone.datetime.combine(_month_start(today, back=3), timezone.datetime.min.time()))
@@ -269,6 +275,8 @@ def test_on_postgresql_the_kept_monthly_deltas_say_what_the_status_changes_say(d
     record.negotiation_update(negotiation=b, actor=staff_user, visibility="all_partners")
     record.negotiation_update(negotiation=c, actor=staff_user, opened_on=_month_start(today, back=6))
     Negotiation.objects.get(pk=gone.pk).delete()  # as the admin deletes one: its changes first
+    # A change moved into another month by hand (no service does it): the triggers follow.
+    StatusChange.objects.filter(negotiation=c).update(occurred_at=now - timedelta(days=10))
 
     def plain(deltas):
         return {month: {status: n for status, n in counts.items() if n} for month, counts in deltas.items() if any(counts.values())}
