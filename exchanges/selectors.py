@@ -263,8 +263,8 @@ def _status_deltas(principal, *, since=None, before=None, negotiation_ids=None):
     return deltas
 
 
-def _kept_deltas(principal, *, since=None, before=None):
-    """What `_status_deltas(principal, since=since, before=before)` returns, from the monthly deltas the
+def _kept_deltas(principal, *, before=None):
+    """What `_status_deltas(principal, before=before)` returns, from the monthly deltas the
     database keeps (`StatusMonth`, PostgreSQL): a few hundred rows whatever the size of the
     record, with the staff-only negotiations of the login's teams read from their own
     status changes when it does not see every staff-only one. None where they are not kept
@@ -275,8 +275,6 @@ def _kept_deltas(principal, *, since=None, before=None):
         return {}
     every = principal is None or policy.sees_every_staff_only(principal)
     kept = StatusMonth.objects.all()
-    if since is not None:
-        kept = kept.filter(month__gte=since)
     if before is not None:
         kept = kept.filter(month__lt=before)
     if not every:
@@ -290,7 +288,7 @@ def _kept_deltas(principal, *, since=None, before=None):
             .values_list("pk", flat=True)
         )
         if theirs:
-            for month, changes in _status_deltas(None, since=since, before=before, negotiation_ids=theirs).items():
+            for month, changes in _status_deltas(None, before=before, negotiation_ids=theirs).items():
                 for status, delta in changes.items():
                     deltas[month][status] += delta
     return deltas
