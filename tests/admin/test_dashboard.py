@@ -1,4 +1,5 @@
 """The admin's home page shows, without a click, what needs attention today."""
+import io
 import re
 from datetime import timedelta
 
@@ -291,3 +292,22 @@ def test_on_postgresql_the_kept_monthly_deltas_say_what_the_status_changes_say(d
         visible = Negotiation.objects.all() if principal is None else policy.negotiations_visible_to(principal)
         counted = {status: visible.filter(status=status).count() for status in selectors.status_counts(principal)}
         assert selectors.status_counts(principal) == counted, principal
+
+
+def test_rebuild_status_months_puts_back_deltas_written_around_the_triggers():
+    """After a load with the triggers off, `rebuild_status_months` makes them true again."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from exchanges.models import StatusMonth
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the deltas are kept by PostgreSQL triggers")
+    today = timezone.localdate()
+    negotiation = NegotiationFactory(opened_on=_month_start(today, back=2))
+    record.negotiation_change_status(negotiation=negotiation, to_status="in_talks", actor=None)
+    StatusMonth.objects.all().delete()  # what a restore without triggers leaves
+    assert selectors.status_counts(None)["in_talks"] == 0
+    call_command("rebuild_status_months", stdout=io.StringIO())
+    assert selectors.status_counts(None)["in_talks"] == 1
+    assert _month_counts(status_by_month(None, today=today, months=3), _month_start(today, back=1))["proposed"] == 1
