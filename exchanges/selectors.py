@@ -193,10 +193,7 @@ def status_counts(principal):
     status is the count), rather than counting a million negotiations (230-860 ms)."""
     kept = _kept_deltas(principal)
     if kept is not None:
-        counts = defaultdict(int)
-        for changes in kept.values():
-            for status, delta in changes.items():
-                counts[status] += delta
+        _series, counts = _month_ends(kept, [])  # the running totals over every month
     else:
         negotiations = policy.restrict(Negotiation.objects.order_by(), principal)
         counts = dict(negotiations.values_list("status").annotate(n=Count("pk")))
