@@ -6,13 +6,16 @@ tracker and a bare WSGI floor through gunicorn, drives both with wrk on loopback
 queries per request, and times the stall scan beside the bare SQL that does the same
 flagging; then every API list beside the negotiation list, and status changes and events
 written through the API beside a bare INSERT and COMMIT, with the statements each write
-takes; last, a table of growth from the smallest size to the largest. Environment:
+takes; every admin page of `scripts/bench_admin_lists.py` (lists, filters, searches, the
+negotiation and group pages, the dashboard) and the CSV export of every negotiation as
+a worker runs it; last, a table of growth from the smallest size to the largest. Environment:
 BENCH_SIZES (default 10000,1000000; 100000 may be added), BENCH_SECONDS per measurement
 (default 10), BENCH_DATABASE_URL (default DATABASE_URL or the local server).
 
 Parts alone, against a dataset already built (not migrated, nothing reset):
-`scripts/bench.py --lists SIZE` and `--writes SIZE` (the writes go to 64 negotiations
-and are removed afterwards, the negotiations restored; their audit entries stay).
+`scripts/bench.py --lists SIZE`, `--writes SIZE` (the writes go to 64 negotiations
+and are removed afterwards, the negotiations restored; their audit entries stay) and
+`--admin SIZE` (the admin pages and the export; nothing is left written).
 """
 import json
 import os
@@ -476,6 +479,67 @@ def undo_writes(size, ids, saved, last_change, clients):
         connection.execute("DROP SEQUENCE IF EXISTS bench_floor_sequence")
 
 
+# --- the admin pages and the export ------------------------------------------------------
+
+#: Runs of each admin page (the median is the growth table's figure).
+ADMIN_RUNS = int(os.environ.get("BENCH_ADMIN_RUNS", "5"))
+
+
+def vacuum(size):
+    import psycopg
+
+    with psycopg.connect(db_url(size), autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
+
+
+def json_line(command, size):
+    """Run a script against the size's database; returns the json of its last `json: ` line."""
+    result = subprocess.run([sys.executable, *command, "--json"], cwd=ROOT, env=app_env(size), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stdout[-2000:] + result.stderr[-3000:])
+    return json.loads([line for line in result.stdout.splitlines() if line.startswith("json: ")][-1][len("json: "):])
+
+
+def admin_pages(size):
+    """Every page of `scripts/bench_admin_lists.py` (the admin's lists, filters, searches,
+    the negotiation and group pages, the dashboard) as a superuser, rolled back: ms and queries."""
+    return json_line(["scripts/bench_admin_lists.py", "--runs", str(ADMIN_RUNS)], size)
+
+
+def export_all(size):
+    """The CSV export of every negotiation, run as the worker runs it (`scripts/bench_export.py`)."""
+    return json_line(["scripts/bench_export.py", "--list", "exchanges.negotiation"], size)
+
+
+def report_admin_and_export(all_results):
+    lines = []
+    if any(results.get("admin") for results in all_results.values()):
+        sizes = [size for size, results in all_results.items() if results.get("admin")]
+        lines += ["", f"## Admin pages (superuser, {ADMIN_RUNS} runs each, rolled back): median ms (fastest-slowest) and queries", ""]
+        lines.append("| page | " + " | ".join(f"{size:,}" for size in sizes) + " |")
+        lines.append("|---|" + "---:|" * len(sizes))
+        labels = list(dict.fromkeys(label for size in sizes for label in all_results[size]["admin"]))
+        for label in labels:
+            cells = []
+            for size in sizes:
+                page = all_results[size]["admin"].get(label)
+                cells.append(f"{page['median']:.0f} ({page['fastest']:.0f}-{page['slowest']:.0f}), {page['queries']} q" if page else "")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if any(results.get("export") for results in all_results.values()):
+        lines += ["", "## CSV export of every negotiation (a worker's job, rows built in SQL)", ""]
+        lines.append("| size | rows | of expected | seconds | first row s | rows/s | MB | peak RSS MiB |")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for size, results in all_results.items():
+            export = results.get("export")
+            if export:
+                first = f"{export['first_row_s']:.1f}" if export.get("first_row_s") is not None else ""
+                lines.append(
+                    f"| {size:,} | {export['rows']:,} | {export['expected']:,} | {export['seconds']:.1f} | {first} | "
+                    f"{export['rows'] / export['seconds']:,.0f} | {export['bytes'] / 1e6:,.1f} | {export['peak_mib']:.0f} |"
+                )
+    print("\n".join(lines))
+
+
 def dataset_ready(size):
     """Whether the size's dataset is built at this DATA_VERSION (used as it is: not migrated)."""
     import psycopg
@@ -568,6 +632,15 @@ def growth_table(all_results):
         if kind in a and kind in b:
             counts = f"{a['statements'][label]['transaction']} / {b['statements'][label]['transaction']} (transaction)"
             row(f"API write: {label}", a[kind], b[kind], counts)
+    for label, page in small.get("admin", {}).items():
+        if label in large.get("admin", {}):
+            other = large["admin"][label]
+            row(f"admin: {label}", {"p50": page["median"]}, {"p50": other["median"]}, f"{page['queries']} / {other['queries']}")
+    if small.get("export") and large.get("export"):
+        # An export grows with its rows: its figure is the time per 1,000 rows.
+        per_k = [{"p50": export["seconds"] * 1000 / max(export["rows"], 1) * 1000} for export in (small["export"], large["export"])]
+        complete = all(export["rows"] == export["expected"] for export in (small["export"], large["export"]))
+        row(f"export every negotiation (ms per 1,000 rows; {'complete' if complete else 'INCOMPLETE'})", *per_k)
     if "scan" in small and "scan" in large:
         lines.append(f"| scan time | | | {large['scan']['first_s'] / small['scan']['first_s']:.2f}x | | |")
     print("\n".join(lines))
@@ -644,6 +717,11 @@ def measure(size):
         for process in (app, floor):
             process.terminate()
             process.wait(timeout=30)
+    # The scans leave dead row versions that autovacuum would clear in a deployment: the
+    # staff pages are measured on the tables as they stand after it, with the scan's flags.
+    vacuum(size)
+    results["admin"] = admin_pages(size)
+    results["export"] = export_all(size)
     return results
 
 
@@ -705,14 +783,18 @@ def main():
         else:
             (django_queries if sys.argv[1] == "--queries" else django_scan)(int(sys.argv[2]))
         return
-    if len(sys.argv) == 3 and sys.argv[1] in ("--lists", "--writes"):
+    if len(sys.argv) == 3 and sys.argv[1] in ("--lists", "--writes", "--admin"):
         # One part alone, against a dataset built already (no migration, no reset, no scan).
         size = int(sys.argv[2])
         if not dataset_ready(size):
             ensure_dataset(size)
-        results = {size: measure_lists(size) if sys.argv[1] == "--lists" else {"writes": api_writes(size)}}
+        if sys.argv[1] == "--admin":
+            results = {size: {"admin": admin_pages(size), "export": export_all(size)}}
+        else:
+            results = {size: measure_lists(size) if sys.argv[1] == "--lists" else {"writes": api_writes(size)}}
         print("raw: " + json.dumps({str(size): figures for size, figures in results.items()}))
         report_lists_and_writes(results)
+        report_admin_and_export(results)
         return
     results = {}
     for size in SIZES:
@@ -721,6 +803,7 @@ def main():
     print("raw: " + json.dumps({str(size): figures for size, figures in results.items()}))
     report(results)
     report_lists_and_writes(results)
+    report_admin_and_export(results)
     growth_table(results)
 
 

@@ -6,8 +6,9 @@
 Each page is asked of the ModelAdmin's view directly (RequestFactory, as a superuser
 saved inside the transaction, no session), inside a transaction that is rolled back, so the
 dataset is left exactly as it was (a page that writes the access log writes nothing
-here). Prints one row per page: the fastest and the slowest of the runs, and the number
-of queries of the last.
+here). Prints one row per page: the fastest, the median and the slowest of the runs, and
+the number of queries of the last (`--json`: all of it as one json line at the end, which
+`make bench` reads).
 
 The searches (`?q=`) take their terms from the dataset: an exact reference and id of a
 negotiation with a history, a number in titles, a party's short name, a word found
@@ -18,7 +19,9 @@ staff do all day); clearing needs the in-process cache (no CACHE_URL), so a shar
 is never cleared.
 """
 import argparse
+import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -205,13 +208,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="", help="measure only pages whose label contains this")
+    parser.add_argument("--json", action="store_true", help="end with one line: json of every page's figures (for make bench)")
     args = parser.parse_args()
+    measured = {}
     user = saved_superuser  # made inside each page's transaction: pages read the login's rows
     old = predates_the_hash_chain()
     if skip_missing_export_jobs():
         print("(before exchanges 0019: no export jobs table, the lists' export message left out)")
     print(f"database: {connection.settings_dict['NAME']}, {args.runs} runs each" + (" (before exchanges 0017: logs read without seq/hash)" if old else ""))
-    print(f"{'page':<38} {'fastest ms':>10} {'slowest ms':>10} {'queries':>8} {'status':>6}")
+    print(f"{'page':<38} {'fastest ms':>10} {'median ms':>10} {'slowest ms':>10} {'queries':>8} {'status':>6}")
     for label, model, kind, arg in pages():
         if args.only and args.only not in label:
             continue
@@ -222,8 +227,7 @@ def main():
             if kind != "dashboard-cold":
                 ask(view, path, query, who)  # fill the cache once
             runs = [ask(view, path, query, who, before=before) for _ in range(args.runs)]
-            times = [run["seconds"] * 1000 for run in runs]
-            print(f"{label:<38} {min(times):>10.1f} {max(times):>10.1f} {runs[-1]['queries']:>8} {runs[-1]['status']:>6}")
+            measured[label] = report(label, runs)
             continue
         model_admin = admin.site._registry[model]
         opts = model._meta
@@ -236,8 +240,17 @@ def main():
 
             path, query = f"/admin/{opts.app_label}/{opts.model_name}/{arg}/change/", {}
         runs = [ask(view, path, query, user) for _ in range(args.runs)]
-        times = [run["seconds"] * 1000 for run in runs]
-        print(f"{label:<38} {min(times):>10.1f} {max(times):>10.1f} {runs[-1]['queries']:>8} {runs[-1]['status']:>6}")
+        measured[label] = report(label, runs)
+    if args.json:
+        print("json: " + json.dumps(measured))
+
+
+def report(label, runs):
+    """Print a page's row; its figures: fastest, median and slowest ms, queries, status."""
+    times = sorted(run["seconds"] * 1000 for run in runs)
+    figures = {"fastest": times[0], "median": statistics.median(times), "slowest": times[-1], "queries": runs[-1]["queries"], "status": runs[-1]["status"]}
+    print(f"{label:<38} {figures['fastest']:>10.1f} {figures['median']:>10.1f} {figures['slowest']:>10.1f} {figures['queries']:>8} {figures['status']:>6}", flush=True)
+    return figures
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ temporary directory. The access-log entries of the staff-only negotiations the f
 includes are written and timed inside a transaction that is rolled back, and the login,
 its job and the file are deleted at the end: the dataset is left as it was.
 
-Prints the rows, seconds (and when the first row was written: the database preparing
+Prints (`--json`: also as one json line, which `make bench` reads) the rows, seconds (and when the first row was written: the database preparing
 the rows), rows per second, the file's size and the process's peak memory (RSS).
 """
 import argparse
+import json
 import os
 import resource
 import sys
@@ -49,6 +50,7 @@ def main():
     parser.add_argument("--list", default="exchanges.negotiation", help="app_label.model_name of the admin list")
     parser.add_argument("--query", default="", help="the list's query string (filters, search, sort)")
     parser.add_argument("--language", default="en")
+    parser.add_argument("--json", action="store_true", help="end with one line: json of the figures (for make bench)")
     args = parser.parse_args()
 
     user = get_user_model().objects.create_user(username=f"bench-export-{os.getpid()}", is_staff=True, is_superuser=True)
@@ -94,6 +96,9 @@ def main():
         print(f"file size         {size / 1e6:,.1f} MB")
         print(f"peak RSS          {peak_mb:,.0f} MB")
         print(f"access log        {logged:,} entries in {log_seconds:.1f} s (rolled back)")
+        if args.json:
+            figures = {"rows": result["rows"], "expected": job.rows_expected, "seconds": seconds, "first_row_s": first, "bytes": size, "peak_mib": peak_mb}
+            print("json: " + json.dumps(figures))
         return 0
     finally:
         spreadsheets._log_staff_only, spreadsheets._Columns.cells = real_log, real_cells

@@ -8,7 +8,7 @@ flag view permission; disputed groups with the group view permission.
 """
 from datetime import timedelta
 
-from django.db.models import F
+from django.db.models import Count, F, Q
 
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -19,6 +19,7 @@ from exchanges.filters import mine_q
 from exchanges.models import DetaineeGroup, Negotiation
 from exchanges.selectors import figures_summary
 
+from .choices import FlagLevel
 from .models import Flag
 
 LIMIT = 15
@@ -124,18 +125,20 @@ def _negotiations(user, today):
 def _flags(user):
     open_flags = policy.restrict(Flag.objects.filter(resolved_at__isnull=True), user).select_related("negotiation")
     flags = list(open_flags.order_by("negotiation__last_activity_at", "kind")[:LIMIT])
-    flag_count = open_flags.count()
+    # The three figures in one pass over the open flags (224,000 of them at a million
+    # negotiations: three counts took 29-35 ms each).
+    counts = open_flags.order_by().aggregate(
+        flags=Count("pk"),
+        very_overdue=Count("pk", filter=Q(level=FlagLevel.VERY_OVERDUE)),
+        # Acknowledged flags are known about: only the others ring the alarm.
+        unacknowledged=Count("pk", filter=Q(acknowledged_at__isnull=True)),
+    )
     return {
         "flags": flags,
-        "flags_more": max(0, flag_count - len(flags)),
+        "flags_more": max(0, counts["flags"] - len(flags)),
         # Open flags sorted by their "days silent" column (the 4th), longest silence first.
         "flags_url": _url("admin:tracker_flag_changelist", open="yes", o="4"),
-        "headline": {
-            "flags": flag_count,
-            "very_overdue": open_flags.filter(level="very_overdue").count(),
-            # Acknowledged flags are known about: only the others ring the alarm.
-            "unacknowledged": open_flags.filter(acknowledged_at__isnull=True).count(),
-        },
+        "headline": counts,
     }
 
 

@@ -14,6 +14,7 @@ from exchanges import services as record
 from exchanges.models import Negotiation, StatusChange, Team
 from exchanges.selectors import _month_start, status_by_month
 from tests.factories import DetaineeGroupFactory, NegotiationFactory, ReportedFigureFactory
+from tracker.models import Flag
 from tracker.services import scan_stalls
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +45,17 @@ def test_the_dashboard_lists_open_flags_longest_silence_first(staff):
     assert "Lively" not in flags
     assert re.search(r"<strong>2</strong>\s*stalled negotiations flagged, 2 very overdue", page)
     assert "?open=yes&amp;o=4" in flags
+
+
+def test_the_flag_headline_counts_every_open_flag_and_the_very_overdue_among_them(staff):
+    today = timezone.localdate()
+    for days in (90, 120, 200):
+        NegotiationFactory(opened_on=today - timedelta(days=days))
+    scan_stalls()
+    Flag.objects.filter(negotiation__opened_on=today - timedelta(days=90)).update(level="overdue")
+    Flag.objects.filter(negotiation__opened_on=today - timedelta(days=200)).update(resolved_at=timezone.now(), resolution="activity")
+    page = staff.get(reverse("admin:index")).content.decode()
+    assert re.search(r"<strong>2</strong>\s*stalled negotiations flagged, 1 very overdue", page)
 
 
 def test_the_dashboard_lists_next_steps_due_this_week_and_overdue_ones(staff):
