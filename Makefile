@@ -16,9 +16,12 @@ install: $(STAMP)
 run: install
 	@scripts/run-local
 
+# One test process per core (pytest-xdist; each has its own test database): PYTEST_WORKERS=0
+# runs them in this process, e.g. with `PYTEST_ARGS="-x --pdb"`.
+PYTEST_WORKERS ?= auto
 test: install
 	@scripts/system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: install
 	@command -v wrk >/dev/null || { echo "Installing wrk (Debian package)"; \

@@ -41,11 +41,15 @@ class FlatCountPaginator(Paginator):
     def estimate(self):
         return estimated_rows(self.object_list)
 
+    #: The same rows as `object_list`, in a form cheaper to count (a search's union of
+    #: ids: `search.search(for_count=True)`), or None.
+    count_queryset = None
+
     @cached_property
     def count(self):
         if self.estimate is not None:
             return self.estimate
-        return capped_count(self.object_list)
+        return capped_count(self.object_list if self.count_queryset is None else self.count_queryset)
 
     @property
     def cap(self):
@@ -62,3 +66,10 @@ class FlatListMixin:
 
     show_full_result_count = False
     paginator = FlatCountPaginator
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        counted = getattr(request, "_search_count_queryset", None)  # left by IndexedSearchMixin
+        if counted is not None and counted.model is queryset.model and isinstance(paginator, FlatCountPaginator):
+            paginator.count_queryset = counted
+        return paginator

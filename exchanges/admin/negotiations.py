@@ -284,12 +284,13 @@ class NegotiationAdmin(IndexedSearchMixin, FlatListMixin, CsvExportMixin, Audite
     def search_extra(self, request, term):
         """Besides the reference, title and summary (`search`): the name, short name or any
         alias of a party taking part ("ICRC", "Red Cross", "UAE"). The parties are few: they
-        are read first, and a negotiation is kept by an EXISTS, never a join (no DISTINCT)."""
+        are read first, and their negotiations are given as ids (`search.search`), never a
+        join (no DISTINCT)."""
         parties = Party.objects.filter(Q(name__icontains=term) | Q(short_name__icontains=term) | aliases_match(term))
         party_ids = list(parties.values_list("pk", flat=True))
         if not party_ids:
             return None
-        return Q(Exists(Participant.objects.filter(negotiation=OuterRef("pk"), party__in=party_ids)))
+        return Participant.objects.filter(party__in=party_ids).values("negotiation_id")
 
     def get_urls(self):
         return [

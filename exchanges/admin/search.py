@@ -31,8 +31,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.db import models
-from django.db.models import Lookup, Q, Subquery
+from django.db.models import Lookup, OuterRef, Q, Subquery
 from django.utils.text import smart_split, unescape_string_literal
+
+from exchanges.policy import EachRowExists
 
 #: Related ids looked up first and passed as a list; past this, a subquery.
 RELATED_IDS = 500
@@ -190,9 +192,15 @@ def target_q(model, spec, word):
     return _word_q(model, spec, word)
 
 
-def search(queryset, spec, term, *, extra=None):
+def search(queryset, spec, term, *, extra=None, for_count=False):
     """`queryset` narrowed to what the term finds (see the module's docstring). `extra`,
-    given the whole term, may add a condition (a negotiation's parties by name)."""
+    given the whole term, may name more rows: a queryset of their ids, `values()` of one
+    column (a negotiation's parties by name). The page asks it row by row (an EXISTS
+    beside the text conditions, fenced: a page of 100 reads a few thousand rows in its
+    order, where hashing a party's 60,000 negotiations first took 24 ms);
+    `for_count` gives the same rows as a union of ids instead: the text conditions from
+    their indexes and the extra ids, so that the capped count does not test the text of
+    every row it passes (a party in 60,000 of a million negotiations: 465 ms -> 64 ms)."""
     term = term.strip()
     if not term:
         return queryset
@@ -210,11 +218,14 @@ def search(queryset, spec, term, *, extra=None):
         condition &= _word_q(model, spec, word)
     if exact is not None:
         condition |= exact
-    if extra is not None:
-        more = extra(term)
-        if more is not None:
-            condition |= more
-    return queryset.filter(condition)
+    more = extra(term) if extra is not None else None
+    if more is None:
+        return queryset.filter(condition)
+    if for_count:
+        matched = model._default_manager.filter(condition).order_by().values("pk")
+        return queryset.filter(pk__in=matched.union(more.order_by(), all=True))
+    (column,) = more.query.values_select
+    return queryset.filter(condition | Q(EachRowExists(more.filter(**{column: OuterRef("pk")}))))
 
 
 class IndexedSearchMixin:
@@ -224,13 +235,19 @@ class IndexedSearchMixin:
     search = SearchSpec()
 
     def search_extra(self, request, term):
-        """A further condition for the whole term (or None)."""
+        """More rows the whole term finds: a queryset of their ids (one column), or None."""
         return None
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
             return queryset, False
-        return search(queryset, self.search, search_term, extra=lambda term: self.search_extra(request, term)), False
+        more = self.search_extra(request, search_term.strip())  # read once for both forms
+        extra = lambda term: more  # noqa: E731
+        found = search(queryset, self.search, search_term, extra=extra)
+        # What the list's capped count reads instead (`counts.FlatCountPaginator`): the
+        # same rows, found from the indexes rather than by testing each row in turn.
+        request._search_count_queryset = search(queryset, self.search, search_term, extra=extra, for_count=True)
+        return found, False
 
 
 #: A negotiation by its reference (exactly, or a part of it) or title: the lists of the

@@ -89,6 +89,28 @@ def test_a_negotiation_is_found_by_words_of_its_title_or_summary_or_its_parties_
     assert found(staff, Negotiation, "no such words") == []
 
 
+def test_a_party_search_counts_each_negotiation_once_within_the_filters_and_what_the_login_sees(login, team, ukraine):
+    omani = PartyFactory(name="Sultanate of Oman", short_name="OM")
+    both = NegotiationFactory(title="Oman channel", participants=[(omani, "mediator")])  # by title and by party
+    muscat = NegotiationFactory(title="Via Muscat", participants=[(omani, "mediator")])
+    services.negotiation_change_status(negotiation=muscat, to_status="in_talks", actor=None)
+    NegotiationFactory(title="Oman, second channel")
+    NegotiationFactory(title="Elsewhere")
+    NegotiationFactory(title="Oman, staff only", visibility="staff_only", teams=[team], participants=[(omani, "mediator")])
+    outsider, member = login("Viewer"), login("Viewer", teams=[team])
+    url = reverse("admin:exchanges_negotiation_changelist")
+
+    def counted(client, **params):
+        response = client.get(url, {"q": "Oman", **params})
+        assert response.status_code == 200
+        return response.context["cl"].result_count, len(response.context["cl"].result_list)
+
+    assert counted(outsider) == (3, 3)
+    assert counted(member) == (4, 4)
+    assert counted(member, status__exact="in_talks") == (1, 1)
+    assert both in found(outsider, Negotiation, "oman")
+
+
 def test_a_term_of_one_or_two_characters_finds_the_words_it_starts(staff, ukraine):
     swap = NegotiationFactory(title="Swap of 12 medics")
     NegotiationFactory(title="Swap of medics")
