@@ -703,7 +703,10 @@ def measure(size):
             process.terminate()
             process.wait(timeout=30)
     # Before the scans: the negotiations written to must have no open flag (a write would
-    # resolve it); the writes are taken out again, and the scans start from a reset anyway.
+    # resolve it), so the flags an earlier run's scan left are cleared first; the writes
+    # are taken out again, and the scans start from a reset anyway.
+    with psycopg.connect(db_url(size), autocommit=True) as connection, connection.cursor() as cursor:
+        reset_flags(cursor)
     results["writes"] = api_writes(size)
     results["floor scan"] = floor_scan(size)
     results["scan"] = in_django(size, "scan")

@@ -116,6 +116,25 @@ def test_overdue_next_steps_beyond_the_cap_are_shown_as_more_than(staff, monkeyp
     assert "and more than 1 more overdue" in section(page, "next-steps")
 
 
+def test_open_flags_beyond_the_cap_are_shown_as_more_than(staff, monkeypatch):
+    from tracker import dashboard
+
+    today = timezone.localdate()
+    for days in (100, 150, 200, 250):
+        NegotiationFactory(opened_on=today - timedelta(days=days))
+    scan_stalls()
+    monkeypatch.setattr(dashboard, "COUNT_CAP", 3)
+    monkeypatch.setattr(dashboard, "LIMIT", 2)
+    page = staff.get(reverse("admin:index")).content.decode()
+    assert re.search(r"<strong>more than 3</strong>\s*stalled negotiations flagged, more than 3 very overdue", page)
+    assert "and more than 1 more" in section(page, "open-flags")
+    Flag.objects.update(acknowledged_at=timezone.now())
+    assert 'class="alarm"' not in staff.get(reverse("admin:index")).content.decode().split("stalled negotiations flagged")[0][-300:]
+    monkeypatch.setattr(dashboard, "COUNT_CAP", 4)
+    page = staff.get(reverse("admin:index")).content.decode()
+    assert re.search(r"<strong>4</strong>\s*stalled negotiations flagged, 4 very overdue", page)
+
+
 def test_status_counts_link_to_the_filtered_list(staff):
     NegotiationFactory(title="One")
     page = staff.get(reverse("admin:index")).content.decode()
