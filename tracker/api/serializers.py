@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from exchanges.api.serializers import StrictFieldsMixin
 from exchanges.api.serializers.fields import ActorSerializer
+from exchanges.api.serializers.negotiations import _day, _iso
 
 from ..choices import Resolution, WebhookEvent
 from ..models import Flag, WebhookDelivery, WebhookSubscription
@@ -61,6 +62,29 @@ class FlagSerializer(serializers.ModelSerializer):
 
     def get_open(self, flag) -> bool:
         return flag.resolved_at is None
+
+    def to_representation(self, flag):
+        """The JSON DRF's fields would write (tests/api/test_flag_representation.py pins it),
+        built directly: the flags list spent most of its time serialising 50 flags through
+        the fields (0.29x of the negotiation list at a million, the goal 0.3x)."""
+        return {
+            "id": str(flag.pk),
+            "negotiation": str(flag.negotiation_id),
+            "kind": flag.kind,
+            "level": flag.level,
+            "open": flag.resolved_at is None,
+            "raised_at": _iso(flag.raised_at),
+            "escalated_at": _iso(flag.escalated_at),
+            "days_silent": flag.days_silent,
+            "silent_since": _iso(flag.silent_since),
+            "due_on": _day(flag.due_on),
+            "acknowledged_at": _iso(flag.acknowledged_at),
+            "acknowledged_by": _who(flag.acknowledged_by_user, flag.acknowledged_by_client),
+            "resolved_at": _iso(flag.resolved_at),
+            "resolution": flag.resolution,
+            "created_at": _iso(flag.created_at),
+            "updated_at": _iso(flag.updated_at),
+        }
 
 
 def _valid_secret(value):
