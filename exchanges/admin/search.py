@@ -246,7 +246,9 @@ class IndexedSearchMixin:
         found = search(queryset, self.search, search_term, extra=extra)
         # What the list's capped count reads instead (`counts.FlatCountPaginator`): the
         # same rows, found from the indexes rather than by testing each row in turn.
-        request._search_count_queryset = search(queryset, self.search, search_term, extra=extra, for_count=True)
+        request._search_count_queryset = (
+            None if more is None else search(queryset, self.search, search_term, extra=extra, for_count=True)
+        )
         return found, False
 
 
