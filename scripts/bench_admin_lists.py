@@ -125,6 +125,7 @@ def search_pages(busy):
     negotiation = Negotiation.objects.filter(pk=busy).values("pk", "reference").first() if busy else None
     party = Party.objects.order_by("name").values_list("short_name", flat=True).last()
     entry = AuditEntry.objects.order_by("-occurred_at", "-id").values("pk", "object_id", "negotiation_id").first()
+    group_name = DetaineeGroup.objects.order_by("-created_at", "-id").values_list("name", flat=True).first() or "group 4321"
     rows = []
     if negotiation:
         reference, negotiation_id = negotiation["reference"], str(negotiation["pk"])
@@ -142,8 +143,10 @@ def search_pages(busy):
         ("negotiations ?q=<party short name>", Negotiation, "list", {"q": party or "B49"}),
         ("negotiations ?q=zq (2 chars, none)", Negotiation, "list", {"q": "zq"}),
         ("status changes ?q=123456", StatusChange, "list", {"q": "123456"}),
-        ("groups ?q=group 4321", DetaineeGroup, "list", {"q": "group 4321"}),
-        ("figures ?q=group 4321", ReportedFigure, "list", {"q": "group 4321"}),
+        # The latest group's whole name: one group at every size ("group 4321" found none
+        # of 1,000 groups and 20 of 100,000, so the pages compared rendered 0 and 20 rows).
+        ("groups ?q=<a group's name>", DetaineeGroup, "list", {"q": f'"{group_name}"'}),
+        ("figures ?q=<a group's name>", ReportedFigure, "list", {"q": f'"{group_name}"'}),
     ]
     if entry:
         rows += [
