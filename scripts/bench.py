@@ -16,55 +16,20 @@ Parts alone, against a dataset already built (not migrated, nothing reset):
 `scripts/bench.py --lists SIZE`, `--writes SIZE` (the writes go to 64 negotiations
 and are removed afterwards, the negotiations restored; their audit entries stay) and
 `--admin SIZE` (the admin pages and the export; nothing is left written).
+
+The parts live beside it: `bench_common.py` (datasets' addresses, gunicorn, wrk, running
+a part inside Django), `bench_api.py` (the API lists and writes), `bench_staff.py` (the
+admin pages and the export); `bench_data.py` loads a dataset, `bench_floor*.py` are floors.
 """
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from datetime import timedelta
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "10000,1000000").split(",")]
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
-BASE_URL = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/tracker"
-APP_PORT, FLOOR_PORT = 8801, 8802
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def db_url(size):
-    parts = urlsplit(BASE_URL)
-    return urlunsplit(parts._replace(path=f"/tracker_bench_{size}"))
-
-
-def admin_url():
-    return urlunsplit(urlsplit(BASE_URL)._replace(path="/postgres"))
-
-
-#: Bump when `load` changes what it writes; schema changes are applied by migrating a reused dataset.
-DATA_VERSION = "4"  # 4: covered groups held by the sides; wounded released in done transfers; handovers during implementation; verified counts
-
-
-def schema_version():
-    return DATA_VERSION
-
-
-def app_env(size, **extra):
-    return {
-        **os.environ,
-        "DATABASE_URL": db_url(size),
-        "DJANGO_SETTINGS_MODULE": "config.settings.base",
-        "DJANGO_DEBUG": "false",
-        "TRACKER_API_RATE": "100000000/min",
-        "CELERY_BROKER_URL": "memory://",
-        "TRACKER_KICK_ON_COMMIT": "false",
-        **extra,
-    }
+from bench_common import APP_PORT, FLOOR_PORT, NOW, ROOT, SECONDS, SIZES, admin_url, app_env, db_url, in_django, schema_version, serve, wrk
 
 
 # --- the dataset --------------------------------------------------------------------------
@@ -103,73 +68,6 @@ def ensure_dataset(size):
 
 # --- measurements -------------------------------------------------------------------------
 
-
-def wrk(url, token=None, *, script=None, env=None, warm_up=True):
-    command = ["wrk", "-t2", "-c8", f"-d{SECONDS}s", "--latency", url]
-    if token:
-        command[1:1] = ["-H", f"Authorization: Bearer {token}"]
-    if script:
-        command[1:1] = ["-s", str(script)]
-    env = {**os.environ, **(env or {})}
-    if warm_up:
-        subprocess.run([*command[:-1], "-d2s", url], capture_output=True, env=env)
-    finished = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
-    if finished.stderr:
-        print(finished.stderr[-2000:], file=sys.stderr)
-    out = finished.stdout
-
-    def millis(label):
-        match = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": millis("50"),
-        "p99": millis("99"),
-        "errors": int(errors.group(1)) if errors else 0,
-    }
-
-
-def port_taken(port):
-    import socket
-
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def serve(size):
-    """gunicorn for the tracker and for the floor; refuses to measure a server it did not start."""
-    taken = [port for port in (APP_PORT, FLOOR_PORT) if port_taken(port)]
-    if taken:
-        sys.exit(f"bench: port(s) {taken} already in use (a server left running?); stop it and run again")
-    common = ["-w", "2", "--worker-class", "sync", "--log-level", "warning"]
-    app = subprocess.Popen([str(BIN / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{APP_PORT}", *common], cwd=ROOT, env=app_env(size, DATABASE_CONN_MAX_AGE="600"))
-    floor = subprocess.Popen(
-        [str(BIN / "gunicorn"), "bench_floor:application", "-b", f"127.0.0.1:{FLOOR_PORT}", *common],
-        cwd=ROOT / "scripts", env={**os.environ, "FLOOR_DSN": db_url(size)},
-    )
-    import urllib.request
-
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{APP_PORT}/healthz", timeout=1)
-            urllib.request.urlopen(f"http://127.0.0.1:{FLOOR_PORT}/floor/negotiations/?page_size=1", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    if app.poll() is not None or floor.poll() is not None:
-        sys.exit("bench: gunicorn did not start (see its messages above)")
-    return app, floor
-
-
-def in_django(size, mode, *args):
-    """Run `python scripts/bench.py --<mode>` against the size's database; returns its JSON."""
-    result = subprocess.run([sys.executable, __file__, f"--{mode}", str(size), *args], cwd=ROOT, env=app_env(size), capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-3000:])
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def django_queries(size):
@@ -220,6 +118,8 @@ def django_queries(size):
 
 from bench_data import load  # noqa: E402 - the dataset, by COPY
 from bench_floor_scan import FLOOR_CHANGES, FLOOR_SCAN  # noqa: E402 - the scan's floor, in SQL
+from bench_api import api_lists, api_writes, list_counts, measure_lists, report_lists_and_writes, write_statements  # noqa: E402
+from bench_staff import admin_pages, export_all, report_admin_and_export, vacuum  # noqa: E402
 
 
 def reset_flags(cursor):
@@ -282,267 +182,6 @@ def flags_by_kind(cursor):
     return cursor.fetchall()
 
 
-# --- the API lists and the writes --------------------------------------------------------
-
-
-def api_client_token(size, name):
-    out = subprocess.run(
-        [sys.executable, "manage.py", "create_api_client", "--party", "B0", "--name", f"{name} {time.time()}"],
-        cwd=ROOT, env=app_env(size), capture_output=True, text=True, check=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
-def list_targets(size):
-    """(negotiation, group) the lists under one hang off: the latest negotiation visible to
-    all partners with a done handover (status changes, events, handovers), a group it covers."""
-    import psycopg
-
-    with psycopg.connect(db_url(size)) as connection:
-        negotiation = connection.execute(
-            "SELECT id FROM exchanges_negotiation n WHERE visibility = 'all_partners' AND EXISTS "
-            "(SELECT 1 FROM exchanges_handover h WHERE h.negotiation_id = n.id AND h.state = 'done') "
-            "AND EXISTS (SELECT 1 FROM exchanges_event e WHERE e.negotiation_id = n.id) "
-            "ORDER BY created_at DESC LIMIT 1"
-        ).fetchone()[0]
-        group = connection.execute(
-            "SELECT group_id FROM exchanges_coveredgroup WHERE negotiation_id = %s ORDER BY id LIMIT 1", [negotiation]
-        ).fetchone()[0]
-    return negotiation, group
-
-
-def api_lists(size, token):
-    """Every API list at page_size=50 as an API client, with wrk; the negotiation list first."""
-    negotiation, group = list_targets(size)
-    base = f"http://127.0.0.1:{APP_PORT}/api/v1/"
-    urls = {
-        "negotiations": "negotiations/",
-        "parties": "parties/",
-        "detainee-groups": "detainee-groups/",
-        "figures": f"detainee-groups/{group}/figures/",
-        "flags": "flags/",
-        "status-changes": f"negotiations/{negotiation}/status-changes/",
-        "events": f"negotiations/{negotiation}/events/",
-        "handovers": f"negotiations/{negotiation}/handovers/",
-        "changes": "changes/",
-    }
-    return {name: wrk(f"{base}{path}?page_size=50", token) for name, path in urls.items()}
-
-
-def list_counts(size):
-    """Rows behind the lists (an empty flags list measures nothing)."""
-    import psycopg
-
-    with psycopg.connect(db_url(size)) as connection:
-        return {
-            name: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for name, table in (("flags", "tracker_flag"), ("groups", "exchanges_detaineegroup"), ("changes", "exchanges_change"))
-        }
-
-
-#: Negotiations written to, each in_talks or suspended with the client's party B0 taking
-#: part (its status changes go back and forth between the two).
-WRITE_NEGOTIATIONS = 64
-WRITE_KINDS = ("status-changes", "events")
-RESTORED = "status, updated_at, last_activity_at, activity_count, usual_gap, agreed_at"
-
-
-def write_targets(connection):
-    """{negotiation id: status}."""
-    rows = connection.execute(
-        "SELECT n.id, n.status FROM exchanges_negotiation n JOIN exchanges_participant p ON p.negotiation_id = n.id "
-        "JOIN exchanges_party party ON party.id = p.party_id AND party.short_name = 'B0' "
-        "WHERE n.status IN ('in_talks', 'suspended') AND n.visibility <> 'staff_only' AND p.role <> 'observer' AND NOT n.stalled "
-        "AND NOT EXISTS (SELECT 1 FROM tracker_flag f WHERE f.negotiation_id = n.id AND f.resolved_at IS NULL) "
-        "ORDER BY n.id LIMIT %s",
-        [WRITE_NEGOTIATIONS],
-    ).fetchall()
-    return {str(negotiation): status for negotiation, status in rows}
-
-
-def write_statements(size, negotiation_id):
-    """Statements of each write as an API client (the negotiation moved in_talks -> suspended ->
-    in_talks, one event): from the write's BEGIN to its COMMIT, and the whole request."""
-    import django
-
-    django.setup()
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-
-    from exchanges import services
-    from exchanges.models import Party
-
-    _client, token = services.api_client_create(name="bench writes", party=Party.objects.get(short_name="B0"))
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", SERVER_NAME="localhost")
-    url = f"/api/v1/negotiations/{negotiation_id}/"
-    client.get(url)  # the client's first read of it is logged once, before
-    bodies = {
-        "status change": [("status-changes/", {"to_status": "suspended"}), ("status-changes/", {"to_status": "in_talks"})],
-        "event": [("events/", {"kind": "meeting", "occurred_at": NOW.isoformat(), "summary": "bench"})],
-    }
-    counts = {}
-    for name, writes in bodies.items():
-        for path, body in writes:
-            with CaptureQueriesContext(connection) as queries:
-                response = client.post(url + path, body, content_type="application/json")
-            assert response.status_code == 201, (path, response.status_code, response.content[:300])
-            sql = [query["sql"] for query in queries.captured_queries]
-            begin = sql.index("BEGIN")
-            in_transaction = sql.index("COMMIT", begin) + 1 - begin
-            savepoints = sum(1 for statement in sql if statement.startswith("SAVEPOINT"))
-            seen = counts.get(name, {"transaction": 0, "request": 0, "savepoints": 0})
-            counts[name] = {
-                "transaction": max(seen["transaction"], in_transaction),
-                "request": max(seen["request"], len(sql)),
-                "savepoints": max(seen["savepoints"], savepoints),
-            }
-    print(json.dumps({"counts": counts, "client": str(_client.pk)}))
-
-
-def api_writes(size):
-    """Status changes and events per second through gunicorn, each beside the floor's bare
-    INSERT and COMMIT of the same row; statements per write. Writes to WRITE_NEGOTIATIONS
-    negotiations of the dataset and takes them out again (`undo_writes`)."""
-    import psycopg
-    from bench_floor import FLOOR_WRITE_TABLES
-
-    with psycopg.connect(db_url(size), autocommit=True) as connection:
-        statuses = write_targets(connection)
-        ids = list(statuses)
-        if len(ids) < 16 or "in_talks" not in statuses.values():
-            return {"skipped": f"only {len(ids)} negotiations to write to"}
-        saved = connection.execute(f"SELECT id, {RESTORED} FROM exchanges_negotiation WHERE id = ANY(%s::uuid[])", [ids]).fetchall()
-        last_change = connection.execute("SELECT coalesce(max(id), 0) FROM exchanges_change").fetchone()[0]
-        for copy, table in FLOOR_WRITE_TABLES:
-            connection.execute(f"DROP TABLE IF EXISTS {copy}")
-            connection.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING ALL)")
-        connection.execute("CREATE SEQUENCE IF NOT EXISTS bench_floor_sequence")
-    clients = []
-    results = {}
-    try:
-        statements = in_django(size, "write-statements", next(pk for pk, status in statuses.items() if status == "in_talks"))
-        clients.append(statements["client"])
-        results["statements"] = statements["counts"]
-        token = api_client_token(size, "bench writes")
-        with psycopg.connect(db_url(size)) as connection:
-            clients.append(str(connection.execute("SELECT id FROM exchanges_apiclient ORDER BY created_at DESC LIMIT 1").fetchone()[0]))
-        app, floor = serve(size)
-        try:
-            lua = Path(os.environ.get("BENCH_LUA", ROOT / "scripts" / "bench_writes.lua"))
-            occurred_at = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            for kind in WRITE_KINDS:
-                targets = ",".join(f"{pk}={status}" for pk, status in statuses.items())
-                common = {"BENCH_WRITE_KIND": kind, "BENCH_WRITE_IDS": targets, "BENCH_OCCURRED_AT": occurred_at}
-                # No warm-up round: a status change's round trip must start from in_talks.
-                results[kind] = wrk(
-                    f"http://127.0.0.1:{APP_PORT}/", script=lua, warm_up=False,
-                    env={**common, "BENCH_TOKEN": token, "BENCH_WRITE_PREFIX": "/api/v1/negotiations/"},
-                )
-                results[f"floor {kind}"] = wrk(
-                    f"http://127.0.0.1:{FLOOR_PORT}/", script=lua, warm_up=False,
-                    env={**common, "BENCH_WRITE_PREFIX": "/floor/negotiations/"},
-                )
-        finally:
-            for process in (app, floor):
-                process.terminate()
-                process.wait(timeout=30)
-    finally:
-        undo_writes(size, ids, saved, last_change, clients)
-    return results
-
-
-def undo_writes(size, ids, saved, last_change, clients):
-    """Take the benchmark's writes out again: its status changes and events (written by its
-    clients), their rows in the change log, the floor's tables; and put the negotiations'
-    status and activity back. The audit entries stay (the trail is append-only)."""
-    import psycopg
-    from bench_floor import FLOOR_WRITE_TABLES
-
-    with psycopg.connect(db_url(size)) as connection:
-        for table in ("exchanges_statuschange", "exchanges_event"):
-            if table == "exchanges_event":
-                connection.execute(
-                    "DELETE FROM exchanges_event_parties WHERE event_id IN "
-                    "(SELECT id FROM exchanges_event WHERE recorded_by_client_id = ANY(%s::uuid[]))", [clients],
-                )
-            connection.execute(f"DELETE FROM {table} WHERE recorded_by_client_id = ANY(%s::uuid[])", [clients])
-        connection.execute("DELETE FROM exchanges_change WHERE id > %s AND negotiation_id = ANY(%s::uuid[])", [last_change, ids])
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                "UPDATE exchanges_negotiation SET status = %s, updated_at = %s, last_activity_at = %s, activity_count = %s, "
-                "usual_gap = %s, agreed_at = %s WHERE id = %s",
-                [(*row[1:], row[0]) for row in saved],
-            )
-        for copy, _table in FLOOR_WRITE_TABLES:
-            connection.execute(f"DROP TABLE IF EXISTS {copy}")
-        connection.execute("DROP SEQUENCE IF EXISTS bench_floor_sequence")
-
-
-# --- the admin pages and the export ------------------------------------------------------
-
-#: Runs of each admin page (the median is the growth table's figure).
-ADMIN_RUNS = int(os.environ.get("BENCH_ADMIN_RUNS", "5"))
-
-
-def vacuum(size):
-    """VACUUM ANALYZE, then a CHECKPOINT: the pages the vacuum dirtied are written out now,
-    not by a checkpoint landing in the middle of the next measurement."""
-    import psycopg
-
-    with psycopg.connect(db_url(size), autocommit=True) as connection:
-        connection.execute("VACUUM ANALYZE")
-        connection.execute("CHECKPOINT")
-
-
-def json_line(command, size):
-    """Run a script against the size's database; returns the json of its last `json: ` line."""
-    result = subprocess.run([sys.executable, *command, "--json"], cwd=ROOT, env=app_env(size), capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(result.stdout[-2000:] + result.stderr[-3000:])
-    return json.loads([line for line in result.stdout.splitlines() if line.startswith("json: ")][-1][len("json: "):])
-
-
-def admin_pages(size):
-    """Every page of `scripts/bench_admin_lists.py` (the admin's lists, filters, searches,
-    the negotiation and group pages, the dashboard) as a superuser, rolled back: ms and queries."""
-    return json_line(["scripts/bench_admin_lists.py", "--runs", str(ADMIN_RUNS)], size)
-
-
-def export_all(size):
-    """The CSV export of every negotiation, run as the worker runs it (`scripts/bench_export.py`)."""
-    return json_line(["scripts/bench_export.py", "--list", "exchanges.negotiation"], size)
-
-
-def report_admin_and_export(all_results):
-    lines = []
-    if any(results.get("admin") for results in all_results.values()):
-        sizes = [size for size, results in all_results.items() if results.get("admin")]
-        lines += ["", f"## Admin pages (superuser, {ADMIN_RUNS} runs each, rolled back): median ms (fastest-slowest) and queries", ""]
-        lines.append("| page | " + " | ".join(f"{size:,}" for size in sizes) + " |")
-        lines.append("|---|" + "---:|" * len(sizes))
-        labels = list(dict.fromkeys(label for size in sizes for label in all_results[size]["admin"]))
-        for label in labels:
-            cells = []
-            for size in sizes:
-                page = all_results[size]["admin"].get(label)
-                cells.append(f"{page['median']:.0f} ({page['fastest']:.0f}-{page['slowest']:.0f}), {page['queries']} q" if page else "")
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    if any(results.get("export") for results in all_results.values()):
-        lines += ["", "## CSV export of every negotiation (a worker's job, rows built in SQL)", ""]
-        lines.append("| size | rows | of expected | seconds | first row s | rows/s | MB | peak RSS MiB |")
-        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for size, results in all_results.items():
-            export = results.get("export")
-            if export:
-                first = f"{export['first_row_s']:.1f}" if export.get("first_row_s") is not None else ""
-                lines.append(
-                    f"| {size:,} | {export['rows']:,} | {export['expected']:,} | {export['seconds']:.1f} | {first} | "
-                    f"{export['rows'] / export['seconds']:,.0f} | {export['bytes'] / 1e6:,.1f} | {export['peak_mib']:.0f} |"
-                )
-    print("\n".join(lines))
-
-
 def dataset_ready(size):
     """Whether the size's dataset is built at this DATA_VERSION (used as it is: not migrated)."""
     import psycopg
@@ -554,57 +193,6 @@ def dataset_ready(size):
         return False
     return bool(row) and row[0] == schema_version()
 
-
-def measure_lists(size):
-    token = api_client_token(size, "bench lists")
-    app, floor = serve(size)
-    try:
-        return {"lists": api_lists(size, token), "list rows": list_counts(size), "queries": in_django(size, "queries")}
-    finally:
-        for process in (app, floor):
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def report_lists_and_writes(all_results):
-    lines = []
-    if any(results.get("lists") for results in all_results.values()):
-        lines += ["", "## API lists (page_size=50, API client of B0), beside the negotiation list", ""]
-        lines.append("| size | list | req/s | p50 ms | p99 ms | vs negotiations | queries | non-2xx |")
-        lines.append("|---:|---|---:|---:|---:|---:|---:|---:|")
-    query_names = {"negotiations": "negotiations list", "parties": "parties list", "detainee-groups": "groups list", "figures": "figures list",
-                   "flags": "flags list", "status-changes": "status changes list", "events": "events list",
-                   "handovers": "handovers list", "changes": "changes list"}  # fmt: skip
-    for size, results in all_results.items():
-        lists = results.get("lists")
-        if not lists:
-            continue
-        reference = lists["negotiations"]["rps"]
-        for name, figures in lists.items():
-            queries = results.get("queries", {}).get(query_names[name], "")
-            lines.append(
-                f"| {size:,} | {name} | {figures['rps']:.0f} | {figures['p50']:.1f} | {figures['p99']:.1f} | "
-                f"{figures['rps'] / reference:.2f}x | {queries} | {figures['errors']} |"
-            )
-        if results.get("list rows"):
-            lines.append(f"| {size:,} | rows behind them | " + ", ".join(f"{name} {count:,}" for name, count in results["list rows"].items()) + " | | | | | |")
-    if any(results.get("writes") for results in all_results.values()):
-        lines += ["", f"## Writes through the API (wrk -t2 -c8, up to {WRITE_NEGOTIATIONS} negotiations), beside a bare INSERT + COMMIT", ""]
-        lines.append("| size | write | writes/s | p50 ms | p99 ms | floor/s | vs floor | statements (transaction / request) | non-2xx |")
-        lines.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for size, results in all_results.items():
-        writes = results.get("writes")
-        if not writes or "skipped" in writes:
-            if writes:
-                lines.append(f"| {size:,} | skipped: {writes['skipped']} | | | | | | | |")
-            continue
-        for kind, label in (("status-changes", "status change"), ("events", "event")):
-            app, floor, count = writes[kind], writes[f"floor {kind}"], writes["statements"][label]
-            lines.append(
-                f"| {size:,} | {label} | {app['rps']:.0f} | {app['p50']:.1f} | {app['p99']:.1f} | {floor['rps']:.0f} | "
-                f"{app['rps'] / floor['rps']:.3f}x | {count['transaction']} / {count['request']} | {app['errors']} |"
-            )
-    print("\n".join(lines))
 
 
 def growth_table(all_results):

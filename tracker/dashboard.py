@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from exchanges import charts, policy, selectors
+from exchanges.admin.counts import capped_count
 from exchanges.choices import OPEN, FigureMetric, NegotiationStatus
 from exchanges.filters import mine_q
 from exchanges.models import DetaineeGroup, Negotiation
@@ -146,7 +147,7 @@ def _flags(user):
 
 def _capped_count(queryset):
     """(how many, up to COUNT_CAP; whether there are more)."""
-    count = queryset.order_by()[: COUNT_CAP + 1].count()
+    count = capped_count(queryset, cap=COUNT_CAP)
     return min(count, COUNT_CAP), count > COUNT_CAP
 
 

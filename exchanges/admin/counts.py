@@ -28,9 +28,9 @@ def estimated_rows(queryset):
     return row[0] if row and row[0] > CAP else None  # a small table is counted exactly
 
 
-def capped_count(queryset):
-    """How many rows, counted up to `CAP + 1` (a COUNT over a LIMITed subquery)."""
-    return queryset.order_by()[: CAP + 1].count()
+def capped_count(queryset, cap=None):
+    """How many rows, counted up to `cap + 1` (CAP + 1 by default; a COUNT over a LIMITed subquery)."""
+    return queryset.order_by()[: (CAP if cap is None else cap) + 1].count()
 
 
 class FlatCountPaginator(Paginator):
@@ -42,7 +42,7 @@ class FlatCountPaginator(Paginator):
         return estimated_rows(self.object_list)
 
     #: The same rows as `object_list`, in a form cheaper to count (a search's union of
-    #: ids: `search.search(for_count=True)`), or None.
+    #: ids: `search.search`), or None.
     count_queryset = None
 
     @cached_property

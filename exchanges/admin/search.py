@@ -192,40 +192,38 @@ def target_q(model, spec, word):
     return _word_q(model, spec, word)
 
 
-def search(queryset, spec, term, *, extra=None, for_count=False):
-    """`queryset` narrowed to what the term finds (see the module's docstring). `extra`,
-    given the whole term, may name more rows: a queryset of their ids, `values()` of one
-    column (a negotiation's parties by name). The page asks it row by row (an EXISTS
-    beside the text conditions, fenced: a page of 100 reads a few thousand rows in its
-    order, where hashing a party's 60,000 negotiations first took 24 ms);
-    `for_count` gives the same rows as a union of ids instead: the text conditions from
-    their indexes and the extra ids, so that the capped count does not test the text of
-    every row it passes (a party in 60,000 of a million negotiations: 465 ms -> 64 ms)."""
+def search(queryset, spec, term, *, more=None):
+    """(`queryset` narrowed to what the term finds, the same rows in a form cheaper to
+    count or None): see the module's docstring. `more` may name further rows the whole
+    term finds: a queryset of their ids, `values()` of one column (a negotiation's parties
+    by name). The page asks it row by row (an EXISTS beside the text conditions, fenced: a
+    page of 100 reads a few thousand rows in its order, where hashing a party's 60,000
+    negotiations first took 24 ms); the count reads a union of ids instead, the text
+    conditions from their indexes and the further ids, so that it does not test the text
+    of every row it passes (a party in 60,000 of a million negotiations: 465 -> 64 ms)."""
     term = term.strip()
     if not term:
-        return queryset
+        return queryset, None
     model = queryset.model
     exact = exact_q(model, spec, term)
     if exact is not None and as_uuid(term):
-        return queryset.filter(exact)
+        return queryset.filter(exact), None
     if exact is not None and REFERENCE.match(term):
         found = queryset.filter(exact)
         if found.exists():
-            return found
+            return found, None
         exact = None
     condition = Q()
     for word in search_words(term):
         condition &= _word_q(model, spec, word)
     if exact is not None:
         condition |= exact
-    more = extra(term) if extra is not None else None
     if more is None:
-        return queryset.filter(condition)
-    if for_count:
-        matched = model._default_manager.filter(condition).order_by().values("pk")
-        return queryset.filter(pk__in=matched.union(more.order_by(), all=True))
+        return queryset.filter(condition), None
     (column,) = more.query.values_select
-    return queryset.filter(condition | Q(EachRowExists(more.filter(**{column: OuterRef("pk")}))))
+    found = queryset.filter(condition | Q(EachRowExists(more.filter(**{column: OuterRef("pk")}))))
+    matched = model._default_manager.filter(condition).order_by().values("pk")
+    return found, queryset.filter(pk__in=matched.union(more.order_by(), all=True))
 
 
 class IndexedSearchMixin:
@@ -241,14 +239,9 @@ class IndexedSearchMixin:
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
             return queryset, False
-        more = self.search_extra(request, search_term.strip())  # read once for both forms
-        extra = lambda term: more  # noqa: E731
-        found = search(queryset, self.search, search_term, extra=extra)
-        # What the list's capped count reads instead (`counts.FlatCountPaginator`): the
-        # same rows, found from the indexes rather than by testing each row in turn.
-        request._search_count_queryset = (
-            None if more is None else search(queryset, self.search, search_term, extra=extra, for_count=True)
-        )
+        found, counted = search(queryset, self.search, search_term, more=self.search_extra(request, search_term.strip()))
+        # What the list's capped count reads instead, if anything (`counts.FlatListMixin`).
+        request._search_count_queryset = counted
         return found, False
 
 
