@@ -90,6 +90,12 @@ def check_url(url, *, resolve, sending=False):
         raise UnsafeURL(_("Must be an https URL: webhooks carry signed records and are not sent in clear text."))
     if parts.username or parts.password:
         raise UnsafeURL(_("Must not carry credentials."))
+    try:
+        port = parts.port  # urllib checks it as it reads it: past 65535, or not a number
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise UnsafeURL(_("Has a port that is not a number from 1 to 65535."))
     if _allow_private():
         return None
     host = parts.hostname.lower()

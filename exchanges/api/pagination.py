@@ -114,7 +114,7 @@ class CursorPagination(pagination.CursorPagination):
             if not all(isinstance(value, (str, int)) and not isinstance(value, bool) for value in values):
                 raise ValueError  # null, a list, a float: never written by `position_of`
             fields = [queryset.model._meta.get_field(name.lstrip("-")) for name in self.ordering]
-            values = [field.to_python(value) for field, value in zip(fields, values)]
+            values = [_checked(field.to_python(value)) for field, value in zip(fields, values)]
             if any(value is None for value in values):
                 raise ValueError
             return values
@@ -161,6 +161,25 @@ class CursorPagination(pagination.CursorPagination):
                 }
             )
         return parameters
+
+
+#: The range of a PostgreSQL bigint: a cursor's integer outside it is not one we wrote.
+BIGINT = 2**63
+
+
+def _checked(value):
+    """A cursor's value as the database can compare it, or ValueError: a timestamp in UTC
+    (an offset PostgreSQL refuses, +16:00, or one that carries it past year 1, never
+    reaches a query), a text without NUL, an integer within a bigint."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            raise ValueError  # `position_of` always writes the offset
+        return value.astimezone(datetime.timezone.utc)  # OverflowError past the calendar's ends
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError
+    if isinstance(value, int) and not -BIGINT <= value < BIGINT:
+        raise ValueError
+    return value
 
 
 def position_value(value):

@@ -87,3 +87,32 @@ def test_a_doubled_minus_in_ordering_is_a_400(make_api, staff_api, ukraine):
     for api in (make_api(ukraine), staff_api):
         response = api.get("/api/v1/negotiations/", {"ordering": "--created_at"})
         assert response.status_code == 400 and "ordering" in response.json()
+
+
+@pytest.mark.parametrize(
+    "url,position",
+    [
+        ("/api/v1/parties/", '["a\\u0000b", "00000000-0000-0000-0000-000000000000"]'),
+        ("/api/v1/flags/", '["0001-01-01T00:00:00+14:00", "00000000-0000-0000-0000-000000000000"]'),
+        ("/api/v1/detainee-groups/", '["2020-01-01T00:00:00", "00000000-0000-0000-0000-000000000000"]'),
+        ("/api/v1/negotiations/", '["9999-12-31T23:59:59-10:00", "00000000-0000-0000-0000-000000000000"]'),
+    ],
+)
+def test_a_cursor_whose_values_no_database_takes_is_a_400_not_a_500(make_api, staff_api, ukraine, url, position):
+    """Found by a partner-style probe: a NUL in a text, a timestamp that leaves the calendar
+    once in UTC, or one without its offset reached the query and failed there (500)."""
+    for api in (make_api(ukraine), staff_api):
+        response = api.get(url, {"cursor": _cursor(position)})
+        assert response.status_code == 400 and "cursor" in response.json(), (url, position, response.content[:200])
+
+
+@pytest.mark.parametrize("url", ["/api/v1/negotiations/", "/api/v1/detainee-groups/", "/api/v1/flags/", "/api/v1/webhooks/"])
+def test_a_cursor_timestamp_with_any_offset_reads_as_the_same_instant(make_api, ukraine, url):
+    """PostgreSQL refuses an offset past 15:59 (`+16:00`), Python does not: the cursor's
+    instant is read in UTC, so the page is answered, from where that instant falls."""
+    api = make_api(ukraine)
+    NegotiationFactory(visibility="all_partners")
+    response = api.get(url, {"cursor": _cursor('["2999-01-01T00:00:00+16:00", "00000000-0000-0000-0000-000000000000"]')})
+    assert response.status_code == 200, response.content[:200]
+    everything = api.get(url).json()["results"]
+    assert response.json()["results"] == everything

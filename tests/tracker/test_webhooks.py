@@ -1,4 +1,5 @@
 """Signed webhooks from an outbox: nothing lost, only to those who may see, verifiable."""
+import base64
 import json
 import socket
 from datetime import timedelta
@@ -192,6 +193,28 @@ def test_bad_subscriptions_get_400(ukraine, make_api, body, field):
     response = make_api(ukraine).post("/api/v1/webhooks/", body, format="json")
     assert response.status_code == 400 and field in response.json()
     assert WebhookSubscription.objects.count() == 0
+
+
+@pytest.mark.parametrize("url", ["https://hooks.example.org:99999/x", "https://93.184.216.34:65536/x", "https://93.184.216.34:0/x"])
+def test_a_port_out_of_range_is_a_400_on_the_url_never_a_500(ukraine, make_api, url):
+    """Found by a partner-style probe: urllib raises as it reads such a port (500)."""
+    api = make_api(ukraine)
+    response = api.post("/api/v1/webhooks/", {"url": url, "events": ["negotiation.stalled"]}, format="json")
+    assert response.status_code == 400 and "port" in response.json()["url"][0], response.content
+    created = api.post("/api/v1/webhooks/", {"url": "https://93.184.216.34/hook", "events": ["negotiation.stalled"]}, format="json").json()
+    response = api.patch(f"/api/v1/webhooks/{created['id']}/", {"url": url}, format="json")
+    assert response.status_code == 400 and "url" in response.json()
+    assert WebhookSubscription.objects.get().url == "https://93.184.216.34/hook"
+
+
+def test_a_secret_the_client_gave_is_never_sent_back(ukraine, make_api):
+    """Write-only: only a secret the tracker generated is shown, once."""
+    api = make_api(ukraine)
+    own = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    response = api.post("/api/v1/webhooks/", {"url": "https://93.184.216.34/hook", "events": ["negotiation.stalled"], "secret": own}, format="json")
+    assert response.status_code == 201 and "secret" not in response.json() and own not in response.content.decode()
+    generated = api.post("/api/v1/webhooks/", {"url": "https://93.184.216.34/other", "events": ["negotiation.stalled"]}, format="json").json()
+    assert generated["secret"].startswith("whsec_") and generated["secret"] != own
 
 
 def test_watching_staff_are_emailed_when_the_status_changes_or_it_stalls(staff_user, public_negotiation):

@@ -135,7 +135,10 @@ class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
     `Idempotency-Key` answers without it: it is never kept)."""
 
     secret = serializers.CharField(
-        read_only=True, help_text="Shown in this response only; absent from an idempotent replay of it."
+        read_only=True,
+        required=False,
+        help_text="The secret the tracker generated, shown in this response only: absent when you gave your own, "
+        "and from an idempotent replay of it.",
     )
 
 

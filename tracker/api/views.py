@@ -81,7 +81,10 @@ class WebhookSubscriptionViewSet(mixins.ListModelMixin, RecordViewSet):
 
     def respond(self, instance, status_code=status.HTTP_200_OK):
         if status_code == status.HTTP_201_CREATED:
-            response = Response(serializers.WebhookSubscriptionCreatedSerializer(instance).data, status=status_code)
+            data = serializers.WebhookSubscriptionCreatedSerializer(instance).data
+            if isinstance(self.request.data, dict) and self.request.data.get("secret"):
+                del data["secret"]  # write-only: the client's own secret is never sent back
+            response = Response(data, status=status_code)
             response["ETag"] = etag_for(instance)
             return response
         return super().respond(instance, status_code)
