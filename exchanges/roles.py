@@ -30,6 +30,7 @@ EDITOR = VIEWER | {
 
 COORDINATOR = EDITOR | {
     "exchanges.manage_access",  # participants, visibility and teams
+    "exchanges.delete_negotiation",  # one entered by mistake, while nothing has happened in it
     "exchanges.view_auditentry",
     "exchanges.view_apiclient",
     "exchanges.add_apiclient",

@@ -339,15 +339,19 @@ class ServiceDeleteMixin:
     def delete_service(self, obj, actor):  # pragma: no cover - every user overrides it
         raise NotImplementedError
 
+    #: Why a record the service refuses is kept, beside its name on the confirmation page.
+    in_use_label = _("%(record)s (still referred to by other records)")
+    #: Whether the rows that go with it are the record's own (no delete permission asked
+    #: for each kind of them: the service's policy decides for the whole).
+    deletes_own_rows = False
+
     def in_use(self, obj):
         return False
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        referred = [
-            _("%(record)s (still referred to by other records)") % {"record": obj} for obj in objs if self.in_use(obj)
-        ]
-        return deleted, counts, perms_needed, [*protected, *referred]
+        referred = [self.in_use_label % {"record": obj} for obj in objs if self.in_use(obj)]
+        return deleted, counts, set() if self.deletes_own_rows else perms_needed, [*protected, *referred]
 
     def delete_model(self, request, obj):
         self.delete_service(obj, request.user)

@@ -36,7 +36,7 @@ from . import agreement, case_file
 from .counts import FlatListMixin
 from .search import THROUGH_NEGOTIATION, IndexedSearchMixin, SearchSpec
 from .list_filters import StaffLoginFilter
-from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, adopt, changed_fields, is_saved
+from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, adopt, changed_fields, is_saved
 
 
 def _manages_access(request, negotiation=None):
@@ -181,7 +181,7 @@ def _groups_cell():
 
 
 @admin.register(Negotiation)
-class NegotiationAdmin(IndexedSearchMixin, FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordAdmin):
+class NegotiationAdmin(ServiceDeleteMixin, IndexedSearchMixin, FlatListMixin, CsvExportMixin, AuditedAdminMixin, RecordAdmin):
     csv_filename = "negotiations"
     csv_negotiation_field = "pk"
     csv_columns = [
@@ -243,9 +243,16 @@ class NegotiationAdmin(IndexedSearchMixin, FlatListMixin, CsvExportMixin, Audite
     ]
     inlines = [ParticipantInline, agreement.CommitmentInline, CoveredGroupInline]
 
-    def has_delete_permission(self, request, obj=None):
-        """A negotiation's history is the record: it is closed with a final status, never deleted."""
-        return False
+    # Deleting (Coordinators): only one entered by mistake, while nothing has happened in
+    # it; a negotiation's history is the record, closed with a final status, never deleted.
+    in_use_label = _("%(record)s (it has a recorded history: close it with a final status instead)")
+    deletes_own_rows = True  # its participants, covered groups, commitments and flags
+
+    def delete_service(self, negotiation, actor):
+        services.negotiation_delete(negotiation=negotiation, actor=actor)
+
+    def in_use(self, negotiation):
+        return services.negotiation_has_history(negotiation)
 
     def get_inlines(self, request, obj):
         """Commitments once the negotiation exists: their parties must take part first."""

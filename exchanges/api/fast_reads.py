@@ -50,7 +50,7 @@ LIST_PARAMETERS = frozenset({"page_size", "cursor", "ordering", "updated_since",
 #: other (the browsable API, `; indent=4`, a list of types) goes to the view.
 JSON_ACCEPTS = frozenset({"", "*/*", "application/json", "application/json, text/plain, */*"})  # the last: axios
 #: Headers DRF and the later middleware add to these answers (pinned by the tests).
-LIST_ALLOW, DETAIL_ALLOW = "GET, POST, HEAD, OPTIONS", "GET, PUT, PATCH, HEAD, OPTIONS"
+LIST_ALLOW, DETAIL_ALLOW = "GET, POST, HEAD, OPTIONS", "GET, PUT, PATCH, DELETE, HEAD, OPTIONS"
 ORDER_COLUMNS = {"created_at", "updated_at", "id"}
 LABEL = Negotiation._meta.label_lower
 

@@ -213,8 +213,6 @@ class NegotiationViewSet(mixins.ListModelMixin, RecordViewSet):
     filterset_class = NegotiationFilter
     cursor_ordering = ("-created_at", "-id")
     ordering_fields = ("created_at", "updated_at")
-    http_method_names = ["get", "post", "put", "patch", "head", "options"]
-
     def get_queryset(self):
         return selectors.negotiation_list(self.request.user)
 
@@ -246,6 +244,9 @@ class NegotiationViewSet(mixins.ListModelMixin, RecordViewSet):
 
     def update_object(self, instance, data):
         return services.negotiation_update(negotiation=instance, actor=self.request.user, **self._lists(data))
+
+    def delete_object(self, instance):
+        services.negotiation_delete(negotiation=instance, actor=self.request.user)
 
 
 def log_reads(principal, negotiations):

@@ -24,6 +24,8 @@ from .negotiations import (
     event_update,
     negotiation_change_status,
     negotiation_create,
+    negotiation_delete,
+    negotiation_has_history,
     negotiation_update,
 )
 from .parties import (
@@ -50,7 +52,7 @@ __all__ = [
     "CLIENT_FIELDS", "api_client_create", "api_client_revoke", "api_client_update", "hash_token",
     "HANDOVER_FIELDS", "TRANSFER_COUNTS", "handover_create", "handover_delete", "handover_update",
     "EVENT_FIELDS", "NEGOTIATION_FIELDS", "event_create", "event_delete", "event_update",
-    "negotiation_change_status", "negotiation_create", "negotiation_update",
+    "negotiation_change_status", "negotiation_create", "negotiation_delete", "negotiation_has_history", "negotiation_update",
     "FIGURE_FIELDS", "FIGURE_MUTABLE_FIELDS", "GROUP_FIELDS", "PARTY_FIELDS", "detainee_group_create",
     "detainee_group_delete", "detainee_group_update", "figure_create", "figure_delete", "figure_update",
     "figures_import", "group_in_use", "party_create", "party_delete", "party_in_use", "party_update",

@@ -26,7 +26,7 @@ from ..models import (
     ReferenceCounter,
     StatusChange,
 )
-from .base import IllegalStatusChange, _apply, _client_party, _not_in_future, _recorded_by, _save, _save_new_row
+from .base import IllegalStatusChange, InUse, _apply, _client_party, _not_in_future, _recorded_by, _save, _save_new_row
 
 
 # Negotiations -----------------------------------------------------------------------
@@ -361,6 +361,30 @@ def negotiation_update(*, negotiation, actor, participants=None, groups=None, te
     )
     signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return negotiation
+
+
+def negotiation_has_history(negotiation):
+    """Whether anything has happened in it: a status change, an event, a handover."""
+    return negotiation.status_changes.exists() or negotiation.events.exists() or negotiation.handovers.exists()
+
+
+@transaction.atomic
+def negotiation_delete(*, negotiation, actor):
+    """A staff decision (policy: Coordinators), for a negotiation entered by mistake or
+    twice: only while nothing has happened in it. One with status changes, events or
+    handovers keeps its history as the record (409: close it with a final status). Its
+    participants, covered groups, commitments, flags and unsent notices go with it; its
+    last state stays in the audit trail, and the change feed tells every party that saw
+    it that it is deleted."""
+    policy.require(actor, "delete", negotiation)
+    negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
+    if negotiation_has_history(negotiation):
+        raise InUse(
+            _("%(what)s has a recorded history (status changes, events or handovers), which is kept: "
+              "close it with a final status instead of deleting it.") % {"what": negotiation}
+        )
+    audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=negotiation, before=_negotiation_snapshot(negotiation))
+    negotiation.delete()
 
 
 @transaction.atomic

@@ -126,7 +126,10 @@ def test_a_figure_is_recorded_from_the_group_page_link_and_its_assessment_edited
     assert (figure.value, figure.source_party) == (1730, russia)
 
 
-def test_negotiations_cannot_be_deleted_in_the_admin(staff, confidential):
-    response = staff.post(reverse("admin:exchanges_negotiation_delete", args=[confidential.pk]), {"post": "yes"})
-    assert response.status_code == 403
+def test_a_negotiation_with_a_history_is_never_deleted_in_the_admin(staff, confidential):
+    services.negotiation_change_status(negotiation=confidential, to_status="in_talks", actor=None)
+    url = reverse("admin:exchanges_negotiation_delete", args=[confidential.pk])
+    page = staff.get(url).content.decode()
+    assert "close it with a final status" in page
+    staff.post(url, {"post": "yes"})
     assert Negotiation.objects.filter(pk=confidential.pk).exists()
