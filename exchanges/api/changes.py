@@ -13,7 +13,7 @@ from ..changes import TRACKED
 from ..models import Change
 from .pagination import MAX_PAGE_SIZE
 
-DEFAULT_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50  # as every list
 #: What a change can be about (`ChangeTypeEnum` in the schema).
 CHANGE_TYPES = sorted(set(TRACKED.values()))
 
@@ -40,6 +40,9 @@ class ChangePageSerializer(serializers.Serializer):
         allow_null=True, help_text="Where to continue next time (`after`); null only while the feed is empty."
     )
     next = serializers.URLField(allow_null=True, help_text="This feed from `next_cursor`.")
+    previous = serializers.URLField(
+        allow_null=True, help_text="Always null: the feed is read forward, from the last cursor you kept (the lists' shape)."
+    )
 
 
 def represent(row):
@@ -86,4 +89,6 @@ class ChangeFeedView(APIView):
             query = request.query_params.copy()
             query["after"] = next_cursor
             next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-        return Response({"results": results, "next_cursor": next_cursor, "next": next_url}, status=status.HTTP_200_OK)
+        return Response(
+            {"next": next_url, "previous": None, "results": results, "next_cursor": next_cursor}, status=status.HTTP_200_OK
+        )

@@ -283,3 +283,10 @@ def test_a_caught_up_client_moves_past_changes_it_may_not_see(make_api, ukraine,
     from exchanges.models import Change
 
     assert changes.decode(page["next_cursor"]) == Change.objects.order_by("-position").first().position
+
+
+def test_a_feed_page_has_the_shape_of_every_list_and_its_default_size(make_api, ukraine):
+    PartyFactory.create_batch(55)
+    page = make_api(ukraine).get(FEED).json()
+    assert len(page["results"]) == 50 and page["previous"] is None
+    assert page["next"].endswith("after=" + page["next_cursor"]) and page["next_cursor"] == page["results"][-1]["cursor"]
