@@ -84,7 +84,7 @@ def _activity_rows(negotiation):
 def _refresh_activity(negotiation, rows=None, *, also=()):
     """Recompute from the record itself, so they are always true: `last_activity_at`, the
     latest real-world time of a status change, an event or a done handover (the start of
-    its day), or the start of `opened_on` while there are none; `activity_count`; and
+    its day), or the start of `opened_on` while there are none (never a floor); `activity_count`; and
     `usual_gap`, the median time between two activities (its rhythm, for `off_rhythm`).
     `rows`: `_activity_rows` already read; `also`: moments of activities written since."""
     rows = _activity_rows(negotiation) if rows is None else rows
@@ -95,7 +95,10 @@ def _refresh_activity(negotiation, rows=None, *, also=()):
     # rhythm, not a gap of zero that would make any silence look long.
     moments = sorted(set(times))
     gaps = [later - earlier for earlier, later in zip(moments, moments[1:])]
-    negotiation.last_activity_at = max([_opened_start(negotiation.opened_on), *times[-1:]])
+    # The contract's words: the latest activity, even one dated before `opened_on` (an
+    # event learnt of when the negotiation was first recorded); the opening only while
+    # there is none.
+    negotiation.last_activity_at = times[-1] if times else _opened_start(negotiation.opened_on)
     negotiation.activity_count = len(times)
     negotiation.usual_gap = statistics.median(gaps) if gaps else None
 

@@ -293,3 +293,21 @@ def test_a_client_may_not_remove_or_re_role_another_party_and_nothing_is_written
     demoted = api.patch(url, {"participants": [icrc_entry, {"party": str(russia.pk), "role": "side"}, {"party": str(ukraine.pk), "role": "observer"}]}, format="json")
     assert demoted.status_code == 403 and "role" in demoted.json()["detail"]
     assert api.get(url).json() == before
+
+
+def test_a_meeting_held_before_the_negotiation_was_recorded_is_its_last_activity(make_api, ukraine):
+    """API.md: `last_activity_at` is the latest `occurred_at` among its status changes and
+    events; recording today a meeting held 40 days ago does not make it active today, even
+    on a negotiation recorded today (its `opened_on` by default)."""
+    from tracker.services import scan_stalls
+
+    api = make_api(ukraine)
+    created = api.post("/api/v1/negotiations/", {"title": "Learnt late", "participants": [{"party": str(ukraine.pk), "role": "side"}]}, format="json").json()
+    held = (timezone.now() - timedelta(days=40)).replace(microsecond=0)
+    response = api.post(f"/api/v1/negotiations/{created['id']}/events/", {"kind": "meeting", "occurred_at": held.isoformat(), "summary": "Met in Istanbul"}, format="json")
+    assert response.status_code == 201, response.content
+    body = api.get(f"/api/v1/negotiations/{created['id']}/").json()
+    assert body["opened_on"] == timezone.localdate().isoformat()
+    assert body["last_activity_at"] == held.isoformat().replace("+00:00", "Z")
+    scan_stalls()
+    assert api.get(f"/api/v1/negotiations/{created['id']}/").json()["stalled"] is True
