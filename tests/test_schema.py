@@ -299,3 +299,17 @@ def test_components_describe_resources_not_the_code_s_mixins(schema):
         assert schema["components"]["schemas"][name].get("description"), name
     for path, method, operation in operations(schema):
         assert "policy.restrict" not in operation.get("description", ""), (method, path)
+
+
+def test_the_staff_only_fields_of_a_negotiation_are_documented_as_optional_and_for_staff(schema):
+    """API.md: `teams` and `case_officer` are for staff only (absent from what a client
+    sees); the schema documents them, never as required, in the one `Negotiation`."""
+    components = schema["components"]["schemas"]
+    assert not any(name.startswith("StaffNegotiation") for name in components)
+    for name in ("Negotiation", "NegotiationRequest", "PatchedNegotiationRequest"):
+        properties, required = components[name]["properties"], components[name].get("required", [])
+        for field in ("teams", "case_officer"):
+            assert field in properties and field not in required, (name, field)
+            assert "Staff logins only" in properties[field]["description"]
+    delete = schema["paths"]["/api/v1/negotiations/{id}/"]["delete"]["responses"]
+    assert {"204", "403", "409"} <= set(delete)

@@ -181,12 +181,15 @@ CREATE_CONFLICTS = {
     "exchanges.api.views.ReportedFigureViewSet": ("AlreadyRecorded", "a claim already recorded (`existing` names it)"),
 }
 
-#: DELETEs that go through `services.delete_record`: 409 while other records refer to it.
+#: DELETEs refused with 409 while something keeps the record: view -> why.
+IN_USE = "still referred to by other records"
 DELETES_REFUSED_IN_USE = {
-    "exchanges.api.views.PartyViewSet",
-    "exchanges.api.views.DetaineeGroupViewSet",
-    "exchanges.api.views.ReportedFigureViewSet",
-    "tracker.api.views.WebhookSubscriptionViewSet",
+    "exchanges.api.views.PartyViewSet": IN_USE,
+    "exchanges.api.views.DetaineeGroupViewSet": IN_USE,
+    "exchanges.api.views.ReportedFigureViewSet": IN_USE,
+    "tracker.api.views.WebhookSubscriptionViewSet": IN_USE,
+    "exchanges.api.views.NegotiationViewSet": "it has a recorded history (status changes, events or handovers), "
+    "which is kept: close it with a final status",
 }
 
 
@@ -280,7 +283,7 @@ class Operation:
         if conflict:
             parts.append(conflict[1])
         if _name(self.view) in DELETES_REFUSED_IN_USE and self.method == "DELETE":
-            parts.append("still referred to by other records")
+            parts.append(DELETES_REFUSED_IN_USE[_name(self.view)])
         if "IdempotencyKeyError" in self.errors.get("409", []):
             parts.append("a request with the same `Idempotency-Key` still running (retry later)")
         if "Error" in self.errors.get("409", []) and self.method != "DELETE":

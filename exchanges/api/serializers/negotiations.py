@@ -4,7 +4,7 @@ from datetime import timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from ...choices import NegotiationStatus, ParticipantRole, allowed_transitions
@@ -118,16 +118,27 @@ class NegotiationSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         return negotiation_representation(negotiation)
 
 
+@extend_schema_serializer(component_name="Negotiation")  # the one schema of a negotiation, staff fields optional
 class StaffNegotiationSerializer(NegotiationSerializer):
-    """What staff see and send: a client's view of a negotiation, and its `teams` (names)
-    and `case_officer` (a staff username or null)."""
+    """A prisoner-exchange negotiation: its parties, the groups it covers, its status and what was
+    committed and carried out. The status changes only through `status-changes/`. `teams` and
+    `case_officer` are for staff logins alone (absent from what an API client sees)."""
 
-    teams = serializers.SlugRelatedField(slug_field="name", queryset=Team.objects.all(), many=True, required=False)
+    teams = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Team.objects.all(),
+        many=True,
+        required=False,
+        help_text="Staff logins only: the names of the staff teams that work on it. Absent from what an API "
+        "client sees, and refused (400) from one.",
+    )
     case_officer = serializers.SlugRelatedField(
         slug_field="username",
         queryset=get_user_model().objects.filter(is_staff=True, is_active=True),
         required=False,
         allow_null=True,
+        help_text="Staff logins only: the staff username of its case officer, or null. Absent from what an API "
+        "client sees, and refused (400) from one.",
     )
 
     class Meta(NegotiationSerializer.Meta):
