@@ -143,3 +143,19 @@ def test_an_oversized_body_gets_413(world, settings):
 def test_unknown_api_paths_answer_json_404(world):
     response = world["api"].get("/api/v1/nowhere/")
     assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+
+
+def test_an_optional_text_or_list_sent_as_null_is_taken_as_empty_and_a_required_one_is_a_400(make_api, ukraine, russia):
+    """"The rest may be omitted (empty or null)": clients generated in many languages send
+    null for what they leave unset."""
+    api = make_api(ukraine)
+    party = api.post("/api/v1/parties/", {"name": "Qatar", "kind": "state", "short_name": None, "aliases": None, "country": None}, format="json")
+    assert party.status_code == 201, party.content
+    assert (party.json()["short_name"], party.json()["aliases"], party.json()["country"]) == ("", [], None)
+    group = api.post("/api/v1/detainee-groups/", {"name": "Crew", "held_by": str(russia.pk), "affiliated_with": str(ukraine.pk), "category": "mixed", "location": None, "notes": None}, format="json")
+    assert group.status_code == 201 and group.json()["location"] == "" and group.json()["notes"] == ""
+    ours = [{"party": str(ukraine.pk), "role": "side"}]
+    created = api.post("/api/v1/negotiations/", {"title": "Crew for crew", "summary": None, "next_step": None, "participants": ours}, format="json")
+    assert created.status_code == 201 and created.json()["summary"] == ""
+    untitled = api.post("/api/v1/negotiations/", {"title": None, "participants": ours}, format="json")
+    assert untitled.status_code == 400 and "title" in untitled.json()

@@ -45,7 +45,23 @@ class StrictFieldsMixin:
                         errors[name] = [self.refuse_changes_to[name]]
             if errors:
                 raise serializers.ValidationError(errors)
+            data = self._null_as_empty(data)
         return super().to_internal_value(data)
+
+    def _null_as_empty(self, data):
+        """An optional text or list sent as null is taken as empty ("the rest may be
+        omitted: empty or null"): clients generated in many languages send null for
+        what they leave unset. A field that keeps null as its own value is left alone."""
+        empty = {}
+        for name, value in data.items():
+            field = self.fields.get(name)
+            if value is not None or field is None or field.read_only or field.allow_null:
+                continue
+            if isinstance(field, serializers.CharField) and field.allow_blank:
+                empty[name] = ""
+            elif isinstance(field, serializers.ListField) and field.allow_empty:
+                empty[name] = []
+        return {**data, **empty} if empty else data
 
 
 def uuid_related(queryset, **kwargs):
