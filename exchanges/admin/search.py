@@ -30,10 +30,11 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
-from django.db import models
+from django.db import connections, models
 from django.db.models import Lookup, OuterRef, Q, Subquery
 from django.utils.text import smart_split, unescape_string_literal
 
+from exchanges.admin import counts
 from exchanges.policy import EachRowExists
 
 #: Related ids looked up first and passed as a list; past this, a subquery.
@@ -222,8 +223,21 @@ def search(queryset, spec, term, *, more=None):
         return queryset.filter(condition), None
     (column,) = more.query.values_select
     found = queryset.filter(condition | Q(EachRowExists(more.filter(**{column: OuterRef("pk")}))))
-    matched = model._default_manager.filter(condition).order_by().values("pk")
-    return found, queryset.filter(pk__in=matched.union(more.order_by(), all=True))
+    if not connections[queryset.db].features.supports_slicing_ordering_in_compound:
+        matched = model._default_manager.filter(condition).order_by().values("pk")
+        return found, queryset.filter(pk__in=matched.union(more.order_by(), all=True))
+    # Each part read only up to what the capped count needs: the rows the text finds
+    # (from its indexes) and the further rows (a party's, read from its index, each
+    # checked against what the login may see), CAP + 1 of each at most, so the count does
+    # not grow with a party's 60,000 negotiations (hashing all their ids: 55-65 ms).
+    # Both parts are within the queryset already, so their UNION (each row once) is
+    # counted as it is, without looking each id up again.
+    enough = counts.CAP + 1
+    matched = queryset.filter(condition).order_by().values("pk")[:enough]
+    further = more.order_by()
+    if queryset.query.where:  # what the login may see, the list's filters
+        further = further.filter(**{f"{column}__in": queryset.order_by().values("pk")})
+    return found, matched.union(further[:enough])
 
 
 class IndexedSearchMixin:

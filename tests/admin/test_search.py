@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from exchanges import services
+from exchanges.admin import counts
 from exchanges.admin import search as search_module
 from exchanges.models import AuditEntry, Negotiation, StatusChange, Team
 from tests.factories import NegotiationFactory, PartyFactory
@@ -89,10 +90,11 @@ def test_a_negotiation_is_found_by_words_of_its_title_or_summary_or_its_parties_
     assert found(staff, Negotiation, "no such words") == []
 
 
-def test_a_party_search_counts_each_negotiation_once_within_the_filters_and_what_the_login_sees(login, team, ukraine):
+def test_a_party_search_counts_each_negotiation_once_within_the_filters_and_what_the_login_sees(login, team, ukraine, staff, monkeypatch):
     omani = PartyFactory(name="Sultanate of Oman", short_name="OM")
     both = NegotiationFactory(title="Oman channel", participants=[(omani, "mediator")])  # by title and by party
-    muscat = NegotiationFactory(title="Via Muscat", participants=[(omani, "mediator")])
+    crescent = PartyFactory(name="Oman Red Crescent", short_name="ORC")  # a second party the term finds
+    muscat = NegotiationFactory(title="Via Muscat", participants=[(omani, "mediator"), (crescent, "observer")])
     services.negotiation_change_status(negotiation=muscat, to_status="in_talks", actor=None)
     NegotiationFactory(title="Oman, second channel")
     NegotiationFactory(title="Elsewhere")
@@ -108,6 +110,10 @@ def test_a_party_search_counts_each_negotiation_once_within_the_filters_and_what
     assert counted(outsider) == (3, 3)
     assert counted(member) == (4, 4)
     assert counted(member, status__exact="in_talks") == (1, 1)
+    assert counted(staff) == (4, 4)  # a superuser: nothing narrows the list (the count reads no filter)
+    monkeypatch.setattr(counts, "CAP", 2)  # past the cap, either part alone says "more than"
+    response = staff.get(url, {"q": "Oman"})
+    assert response.context["cl"].paginator.approximate and "more than 2" in response.content.decode()
     assert both in found(outsider, Negotiation, "oman")
 
 
