@@ -5,6 +5,7 @@ and Django's model permissions decide which of them a login has.
 """
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db import models
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
@@ -217,6 +218,9 @@ class WebhookSubscriptionAdmin(ServiceDeleteMixin, RecordAdmin):
     autocomplete_fields = ["client"]
     fields = ["client", "url", "events", "active", "disabled_reason"]
     readonly_fields = ["disabled_reason"]
+    # A URL typed without its scheme is taken as https, as webhooks require (and as
+    # Django 6 will do; until then it warns).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def delete_service(self, subscription, actor):
         services.webhook_subscription_delete(subscription=subscription, actor=actor)

@@ -71,6 +71,22 @@ def test_a_negotiation_is_found_by_its_exact_reference_in_any_case_and_by_part_o
     assert set(found(staff, Negotiation, shared)) == {first, second}
 
 
+def test_a_quoted_phrase_finds_the_phrase_in_one_column_not_its_words_apart(staff):
+    """A title pasted whole: found by its words from their indexes, checked whole."""
+    wanted = NegotiationFactory(title="Bench negotiation 518188", summary="")
+    NegotiationFactory(title="Bench negotiation 5181880", summary="")  # holds the phrase too
+    NegotiationFactory(title="Negotiation at the bench 518188", summary="")  # the words, not the phrase
+    NegotiationFactory(title="Bench talks", summary="a negotiation, 518188")  # the words across columns
+    assert {n.title for n in found(staff, Negotiation, '"bench NEGOTIATION 518188"')} == {wanted.title, "Bench negotiation 5181880"}
+    assert found(staff, Negotiation, '"negotiation 518188"') and found(staff, Negotiation, '"ch negotiation 51"')
+    assert found(staff, Negotiation, '"no such phrase"') == []
+    phrase_in_summary = NegotiationFactory(title="Other", summary="Lists handed over at the Sea of Azov")
+    assert found(staff, Negotiation, '"Sea of Azov"') == [phrase_in_summary]
+    assert len(found(staff, StatusChange, '"Bench negotiation 518188"')) == 0  # through the negotiation: none recorded
+    services.negotiation_change_status(negotiation=wanted, to_status="in_talks", actor=None)
+    assert [change.negotiation for change in found(staff, StatusChange, '"bench negotiation 518188"')] == [wanted]
+
+
 def test_a_negotiation_is_found_by_its_id(staff):
     wanted = NegotiationFactory(title="Wanted")
     NegotiationFactory(title="Other")
