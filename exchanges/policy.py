@@ -168,11 +168,14 @@ def client_group_q(party_id, prefix=""):
 
 
 def _hidden_negotiation_q(user, field):
-    """Rows whose `field` (a negotiation id column, or null) the login may not see."""
+    """Rows whose `field` (a negotiation id column, or null) the login may not see: a
+    negotiation of a team it is not in, and one deleted since (it may have been staff-only:
+    what it was is no longer there to ask), unless it may see every staff-only one."""
     if sees_every_staff_only(user):
         return Q(pk__in=[])
     hidden = Negotiation.objects.filter(pk=OuterRef(field)).exclude(staff_negotiation_scope_q(user))
-    return Q(Exists(hidden))
+    gone = Q(**{f"{field}__isnull": False}) & ~Q(Exists(Negotiation.objects.filter(pk=OuterRef(field))))
+    return Q(Exists(hidden)) | gone
 
 
 #: Rows that hang off a negotiation: seen with their own view permission and the

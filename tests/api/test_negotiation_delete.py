@@ -95,3 +95,32 @@ def test_in_the_admin_a_coordinator_deletes_one_with_its_flag_and_an_editor_cann
     assert coordinator.post(delete, {"post": "yes"}).status_code == 302
     assert not Negotiation.objects.filter(pk=mistaken.pk).exists() and not Flag.objects.exists()
     assert AuditEntry.objects.filter(action=AuditEntry.Action.DELETE, object_id=str(mistaken.pk)).exists()
+
+
+def test_once_a_staff_only_negotiation_is_deleted_its_trail_stays_hidden_from_other_teams(staff_login, django_user_model):
+    """The trail hides a staff-only negotiation's entries from staff outside its teams; once
+    it is deleted there is nothing left to ask whether it was staff-only, so its entries
+    are for logins that see every staff-only negotiation."""
+    from exchanges.models import Team
+
+    desk = Team.objects.create(name="Desk A")
+    secret = NegotiationFactory(title="Quiet channel", visibility="staff_only", teams=[desk])
+    services.negotiation_update(negotiation=secret, actor=None, next_step="Call")
+    auditor = django_user_model.objects.create_user(username="auditor-x", password="pw-staff-123", is_staff=True)
+    auditor.groups.add(Group.objects.get(name="Auditor"))
+    client = Client()
+    client.force_login(auditor)
+    trail = reverse("admin:exchanges_auditentry_changelist")
+
+    def listed():
+        return [entry.negotiation_id for entry in client.get(trail).context["cl"].result_list]
+
+    assert secret.pk not in listed()
+    coordinator = django_user_model.objects.create_user(username="coord-x", password="pw-staff-123", is_staff=True)
+    coordinator.groups.add(Group.objects.get(name="Coordinator"))
+    desk.members.add(coordinator)
+    api = APIClient()
+    api.force_login(coordinator)
+    assert api.delete(url(secret)).status_code == 204
+    assert AuditEntry.objects.filter(negotiation_id=secret.pk).count() >= 2
+    assert secret.pk not in listed() and "Quiet channel" not in client.get(trail).content.decode()
