@@ -21,6 +21,7 @@ An export is a read like any other: it needs the list's view permission, holds o
 rows the login may see (the admin's queryset is the policy's), and one that includes
 staff-only negotiations is written to the access log.
 """
+import contextlib
 import csv
 import ipaddress
 import logging
@@ -36,7 +37,7 @@ from django.contrib import messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import Subquery, TextField
 from django.http import FileResponse, HttpRequest, HttpResponseRedirect, QueryDict
 from django.urls import path, reverse
@@ -55,8 +56,10 @@ logger = logging.getLogger(__name__)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: Rows fetched from the database at a time.
 CHUNK_SIZE = 2000
-#: How often a running export writes its progress (and shows it is alive), at most.
+#: How often a running export writes its progress (and shows it is alive), at most: every
+#: PROGRESS_EVERY rows, once PROGRESS_SECONDS have passed.
 PROGRESS_SECONDS = 1.0
+PROGRESS_EVERY = 1000
 #: A running export without progress for this long lost its worker (killed, restarted):
 #: it is marked interrupted and its partial file removed. Long enough for the database to
 #: prepare the rows of a million-row list before the first one is written.
@@ -506,18 +509,30 @@ def _write(job):
     staff_only = set()
     written = 0
     last = time.monotonic()
-    with open(job.partial_path, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
-        out.write("\ufeff")
-        writer = csv.writer(out)
-        writer.writerow(columns.header)
-        for values in rows.iterator(chunk_size=CHUNK_SIZE):
-            writer.writerow(columns.cells(values))
-            if columns.visibility_at is not None and values[columns.visibility_at] == Visibility.STAFF_ONLY:
-                staff_only.add(values[columns.negotiation_at])
-            written += 1
-            if written % 1000 == 0 and time.monotonic() - last >= PROGRESS_SECONDS:
-                _progress(job, rows_written=written)
-                last = time.monotonic()
+    # Outside a transaction, PostgreSQL's cursor for the rows would be held past its
+    # transaction (WITH HOLD): the whole list is then built before the first row comes
+    # (37 s of a million-row export's 51). Read inside one, the rows stream in the list's
+    # order from its index; progress, which others must see meanwhile, goes through a
+    # second connection.
+    streaming = connection.vendor == "postgresql" and not connection.in_atomic_block
+    progress = _Progress(job, separate=streaming)
+    try:
+        with open(job.partial_path, "w", encoding="utf-8", newline="", buffering=1 << 20) as out, (
+            transaction.atomic() if streaming else contextlib.nullcontext()
+        ):
+            out.write("\ufeff")
+            writer = csv.writer(out)
+            writer.writerow(columns.header)
+            for values in rows.iterator(chunk_size=CHUNK_SIZE):
+                writer.writerow(columns.cells(values))
+                if columns.visibility_at is not None and values[columns.visibility_at] == Visibility.STAFF_ONLY:
+                    staff_only.add(values[columns.negotiation_at])
+                written += 1
+                if written % PROGRESS_EVERY == 0 and time.monotonic() - last >= PROGRESS_SECONDS:
+                    progress.write(written)
+                    last = time.monotonic()
+    finally:
+        progress.close()
     os.replace(job.partial_path, job.path)
     with transaction.atomic():
         done = ExportJob.objects.filter(pk=job.pk, state=ExportJob.State.RUNNING).update(
@@ -527,6 +542,33 @@ def _write(job):
             raise ExportStopped
         _log_staff_only(job.user, staff_only)
     return written
+
+
+class _Progress:
+    """A running export's progress, written where other sessions see it at once: through
+    the export's own connection, or (`separate`: the rows are read in a transaction of
+    their own) through a second one, opened for it and closed with `close()`."""
+
+    def __init__(self, job, *, separate):
+        self.job = job
+        self.other = connections.create_connection(DEFAULT_DB_ALIAS) if separate else None
+
+    def write(self, written):
+        if self.other is None:
+            _progress(self.job, rows_written=written)
+            return
+        table = ExportJob._meta.db_table
+        with self.other.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET progress_at = %s, rows_written = %s WHERE id = %s AND state = %s",
+                [timezone.now(), written, self.job.pk, ExportJob.State.RUNNING],
+            )
+            if cursor.rowcount == 0:
+                raise ExportStopped  # interrupted meanwhile
+
+    def close(self):
+        if self.other is not None:
+            self.other.close()
 
 
 def _progress(job, **fields):
