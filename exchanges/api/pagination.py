@@ -170,13 +170,15 @@ BIGINT = 2**63
 def _checked(value):
     """A cursor's value as the database can compare it, or ValueError: a timestamp in UTC
     (an offset PostgreSQL refuses, +16:00, or one that carries it past year 1, never
-    reaches a query), a text without NUL, an integer within a bigint."""
+    reaches a query), a text without NUL that UTF-8 can write, an integer within a bigint."""
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             raise ValueError  # `position_of` always writes the offset
         return value.astimezone(datetime.timezone.utc)  # OverflowError past the calendar's ends
     if isinstance(value, str) and "\x00" in value:
         raise ValueError
+    if isinstance(value, str):
+        value.encode("utf-8")  # a lone surrogate ("\ud800"): UnicodeEncodeError, a ValueError
     if isinstance(value, int) and not -BIGINT <= value < BIGINT:
         raise ValueError
     return value

@@ -157,5 +157,7 @@ def test_an_optional_text_or_list_sent_as_null_is_taken_as_empty_and_a_required_
     ours = [{"party": str(ukraine.pk), "role": "side"}]
     created = api.post("/api/v1/negotiations/", {"title": "Crew for crew", "summary": None, "next_step": None, "participants": ours}, format="json")
     assert created.status_code == 201 and created.json()["summary"] == ""
+    event = api.post(f"/api/v1/negotiations/{created.json()['id']}/events/", {"kind": "meeting", "occurred_at": "2026-01-05T10:00:00Z", "summary": "Met", "parties": None, "source": None}, format="json")
+    assert event.status_code == 201 and (event.json()["parties"], event.json()["source"]) == ([], ""), event.content
     untitled = api.post("/api/v1/negotiations/", {"title": None, "participants": ours}, format="json")
     assert untitled.status_code == 400 and "title" in untitled.json()

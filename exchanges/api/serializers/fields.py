@@ -59,7 +59,7 @@ class StrictFieldsMixin:
                 continue
             if isinstance(field, serializers.CharField) and field.allow_blank:
                 empty[name] = ""
-            elif isinstance(field, serializers.ListField) and field.allow_empty:
+            elif isinstance(field, (serializers.ListField, serializers.ManyRelatedField)) and field.allow_empty:
                 empty[name] = []
         return {**data, **empty} if empty else data
 
