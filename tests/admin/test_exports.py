@@ -251,45 +251,50 @@ def test_a_login_has_at_most_three_exports_waiting(login, public_negotiation):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_on_postgresql_a_worker_streams_the_rows_in_a_transaction_and_its_progress_is_seen_meanwhile(login, monkeypatch):
-    """As a worker runs it (no transaction around it): the rows are read in a transaction
-    of their own, so PostgreSQL streams them instead of building the whole list first
-    (a cursor WITH HOLD), and the progress, written through a second connection, is what
-    other sessions see while it runs; one interrupted meanwhile stops and leaves no file."""
+def test_on_postgresql_a_worker_streams_the_rows_and_its_progress_is_seen_meanwhile(login, monkeypatch):
+    """As a worker runs it (no transaction around it): a thread of its own reads the rows
+    in a transaction, so PostgreSQL streams them instead of building the whole list first
+    (a cursor WITH HOLD), while the progress is what other sessions see as it runs; one
+    interrupted meanwhile stops the reader and leaves no file."""
     if connection.vendor != "postgresql":
         pytest.skip("the cursor WITH HOLD is PostgreSQL's")
+    import threading
+
     from django.db import connections
 
     NegotiationFactory.create_batch(12)
     staff = login(superuser=True)
     monkeypatch.setattr(spreadsheets, "PROGRESS_SECONDS", 0)
     monkeypatch.setattr(spreadsheets, "PROGRESS_EVERY", 5)
+    monkeypatch.setattr(spreadsheets, "CHUNK_SIZE", 4)
     seen = []
     other = connections.create_connection("default")
-    original = spreadsheets._Progress.write
+    original = spreadsheets._progress
 
-    def watched(self, written):
-        original(self, written)
+    def watched(job, **fields):
+        original(job, **fields)
         with other.cursor() as cursor:  # another session, as the exports page reads it
-            cursor.execute("SELECT rows_written FROM exchanges_exportjob WHERE id = %s", [self.job.pk])
-            seen.append((connection.in_atomic_block, cursor.fetchone()[0]))
+            cursor.execute("SELECT rows_written FROM exchanges_exportjob WHERE id = %s", [job.pk])
+            seen.append(cursor.fetchone()[0])
 
-    monkeypatch.setattr(spreadsheets._Progress, "write", watched)
+    monkeypatch.setattr(spreadsheets, "_progress", watched)
     try:
         job = queue(staff)
         assert export_csv(str(job.pk)) == {"state": "done", "rows": 12}
-        assert seen == [(True, 5), (True, 10)]
+        assert seen == [0, 5, 10]  # rows expected first (none written yet), then progress
         assert len(read(download(staff, job))) == 12
+        assert not any(thread.name == "export-reader" for thread in threading.enumerate())
 
-        def interrupted(self, written):
+        def interrupted(job, **fields):
             with other.cursor() as cursor:  # the tender marks it interrupted, as for a dead worker
-                cursor.execute("UPDATE exchanges_exportjob SET state = 'interrupted' WHERE id = %s", [self.job.pk])
-            original(self, written)
+                cursor.execute("UPDATE exchanges_exportjob SET state = 'interrupted' WHERE id = %s", [job.pk])
+            original(job, **fields)
 
-        monkeypatch.setattr(spreadsheets._Progress, "write", interrupted)
+        monkeypatch.setattr(spreadsheets, "_progress", interrupted)
         second = queue(staff, o="1")
         assert export_csv(str(second.pk)) == {"state": "interrupted"}
         second.refresh_from_db()
         assert second.state == "interrupted" and not os.path.exists(second.path) and not os.path.exists(second.partial_path)
+        assert not any(thread.name == "export-reader" for thread in threading.enumerate())
     finally:
         other.close()
