@@ -515,8 +515,8 @@ def _write(job):
     # (37 s of a million-row export's 51). A thread of its own reads them in a transaction
     # instead, streamed in the list's order from its index, a chunk ahead of the writer:
     # the database prepares the next rows while this one writes the last (each took about
-    # a third of the time alone). Progress goes through this thread's connection, where
-    # others see it at once.
+    # a third of the time alone). Progress is written here, on the writer's connection,
+    # outside any transaction: others see it at once.
     streaming = connection.vendor == "postgresql" and not connection.in_atomic_block
     source = _read_ahead(rows) if streaming else rows.iterator(chunk_size=CHUNK_SIZE)
     try:

@@ -175,9 +175,9 @@ def _checked(value):
         if value.tzinfo is None:
             raise ValueError  # `position_of` always writes the offset
         return value.astimezone(datetime.timezone.utc)  # OverflowError past the calendar's ends
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError
     if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError
         value.encode("utf-8")  # a lone surrogate ("\ud800"): UnicodeEncodeError, a ValueError
     if isinstance(value, int) and not -BIGINT <= value < BIGINT:
         raise ValueError

@@ -58,15 +58,16 @@ def _client_party(actor):
     return actor.party if isinstance(actor, ApiClient) else None
 
 
-def delete_record(instance, *, actor, in_use=None):
+def delete_record(instance, *, actor, in_use=None, why=None, snapshot=audit.snapshot):
     """Delete a record the actor may delete (policy) and nothing refers to (`in_use(row)`,
-    asked with the row locked), leaving its last state in the audit trail; 409 (`InUse`)
-    otherwise. Shared by every audited delete in both apps. Call inside a transaction."""
+    asked with the row locked), leaving its last state (`snapshot(row)`) in the audit
+    trail; 409 (`InUse`, saying `why` when given) otherwise. Shared by every audited
+    delete in both apps. Call inside a transaction."""
     policy.require(actor, "delete", instance)
     instance = type(instance).objects.select_for_update().get(pk=instance.pk)
     if in_use is not None and in_use(instance):
-        raise InUse(_("%(what)s is still referred to by other records; it cannot be deleted.") % {"what": instance})
-    audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=instance, before=audit.snapshot(instance))
+        raise InUse(why or _("%(what)s is still referred to by other records; it cannot be deleted.") % {"what": instance})
+    audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=instance, before=snapshot(instance))
     try:
         with transaction.atomic():
             instance.delete()

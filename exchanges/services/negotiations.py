@@ -26,7 +26,7 @@ from ..models import (
     ReferenceCounter,
     StatusChange,
 )
-from .base import IllegalStatusChange, InUse, _apply, _client_party, _not_in_future, _recorded_by, _save, _save_new_row
+from .base import IllegalStatusChange, _apply, _client_party, _not_in_future, _recorded_by, _save, _save_new_row, delete_record
 
 
 # Negotiations -----------------------------------------------------------------------
@@ -379,15 +379,11 @@ def negotiation_delete(*, negotiation, actor):
     participants, covered groups, commitments, flags and unsent notices go with it; its
     last state stays in the audit trail, and the change feed tells every party that saw
     it that it is deleted."""
-    policy.require(actor, "delete", negotiation)
-    negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
-    if negotiation_has_history(negotiation):
-        raise InUse(
-            _("%(what)s has a recorded history (status changes, events or handovers), which is kept: "
-              "close it with a final status instead of deleting it.") % {"what": negotiation}
-        )
-    audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=negotiation, before=_negotiation_snapshot(negotiation))
-    negotiation.delete()
+    why = _(
+        "%(what)s has a recorded history (status changes, events or handovers), which is kept: "
+        "close it with a final status instead of deleting it."
+    ) % {"what": negotiation}
+    delete_record(negotiation, actor=actor, in_use=negotiation_has_history, why=why, snapshot=_negotiation_snapshot)
 
 
 @transaction.atomic
