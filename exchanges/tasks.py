@@ -6,7 +6,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from . import chain, spreadsheets
+from . import chain, exports
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +34,15 @@ def seal_trail_soon():
 
 @shared_task(name="exchanges.export_csv")
 def export_csv(job_id):
-    """Write one queued CSV export (`spreadsheets.run_export`). Safe to run twice: a
+    """Write one queued CSV export (`exports.run_export`). Safe to run twice: a
     redelivered task (its worker killed, or Redis's visibility timeout passed during a
     long export) finds the job taken and does nothing; a job whose worker died is marked
     interrupted by `tend_exports`, never offered as complete."""
-    return spreadsheets.run_export(job_id)
+    return exports.run_export(job_id)
 
 
 @shared_task(name="exchanges.tend_exports")
 def tend_exports():
     """Mark exports whose worker died as interrupted, delete old ones and their files
     (beat, every few minutes). Returns e.g. {"interrupted": 0, "deleted": 2, "orphans": 0}."""
-    return spreadsheets.tend_exports()
+    return exports.tend_exports()

@@ -205,10 +205,9 @@ def skip_missing_export_jobs():
         tables = connection.introspection.table_names(cursor)
     if "exchanges_exportjob" in tables:
         return False
-    from exchanges import spreadsheets
+    from exchanges import exports
 
-    if hasattr(spreadsheets, "notify_finished"):
-        spreadsheets.notify_finished = lambda request: None
+    exports.notify_finished = lambda request: None
     return True
 
 

@@ -5,7 +5,7 @@
         .venv/bin/python scripts/bench_export.py [--list exchanges.negotiation] [--query "status__exact=in_talks"]
 
 Migrate first (`manage.py migrate exchanges 0019_export_jobs` adds only the jobs' table).
-The export runs exactly as the `exchanges.export_csv` task does (`spreadsheets.run_export`,
+The export runs exactly as the `exchanges.export_csv` task does (`exports.run_export`,
 autocommit, the rows read through a server-side cursor) for a temporary superuser, into a
 temporary directory. The access-log entries of the staff-only negotiations the file
 includes are written and timed inside a transaction that is rolled back, and the login,
@@ -38,7 +38,7 @@ from django.apps import apps  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import transaction  # noqa: E402
 
-from exchanges import spreadsheets  # noqa: E402
+from exchanges import exports, spreadsheets  # noqa: E402
 from exchanges.models import AccessLogEntry, ExportJob  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def main():
     user = get_user_model().objects.create_user(username=f"bench-export-{os.getpid()}", is_staff=True, is_superuser=True)
     staff_only = set()
     first_row = []
-    real_log, real_cells = spreadsheets._log_staff_only, spreadsheets._Columns.cells
+    real_log, real_cells = exports._log_staff_only, spreadsheets._Columns.cells
 
     def keep_staff_only(user, negotiation_ids, batch=2000):
         staff_only.update(negotiation_ids)
@@ -67,13 +67,13 @@ def main():
             first_row.append(time.perf_counter())
         return real_cells(columns, values)
 
-    spreadsheets._log_staff_only, spreadsheets._Columns.cells = keep_staff_only, noted_cells
+    exports._log_staff_only, spreadsheets._Columns.cells = keep_staff_only, noted_cells
     try:
         job = ExportJob.objects.create(
             user=user, list_name=args.list, query_string=args.query, language=args.language, file_name="bench.csv"
         )
         started = time.perf_counter()
-        result = spreadsheets.run_export(job.pk)
+        result = exports.run_export(job.pk)
         seconds = time.perf_counter() - started
         job.refresh_from_db()
         if result.get("state") != "done":
@@ -101,7 +101,7 @@ def main():
         # progress bar): the file is complete when it holds every row the list counts.
         from django.contrib import admin
 
-        request = spreadsheets.request_as(user, args.list, args.query)
+        request = exports.request_as(user, args.list, args.query)
         model_admin = admin.site._registry[apps.get_model(args.list)]
         counted = model_admin.get_changelist_instance(request).queryset.order_by().count()
         print(f"rows in the list  {counted:,}" + (" (the file has them all)" if counted == result["rows"] else " (THE FILE IS SHORT)"))
@@ -110,7 +110,7 @@ def main():
             print("json: " + json.dumps(figures))
         return 0
     finally:
-        spreadsheets._log_staff_only, spreadsheets._Columns.cells = real_log, real_cells
+        exports._log_staff_only, spreadsheets._Columns.cells = real_log, real_cells
         for file in Path(_var.name, "exports").glob("*"):
             file.unlink()
         user.delete()  # and its job

@@ -325,7 +325,7 @@ CELERY_BEAT_SCHEDULE = {
     # The audit trail's hash chain (exchanges/chain.py): what the small seal after each
     # commit left, such as a stall scan's thousands of entries.
     "seal-audit-trail": {"task": "exchanges.seal_trail", "schedule": 60.0},
-    # CSV exports (exchanges/spreadsheets.py): interrupted ones marked, old files deleted.
+    # CSV exports (exchanges/exports.py): interrupted ones marked, old files deleted.
     "tend-exports": {"task": "exchanges.tend_exports", "schedule": 300.0},
 }
 

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.utils.translation import ngettext
 
-from .. import spreadsheets
+from .. import exports
 from ..models import ExportJob
 
 #: Seconds between refreshes of the page while an export is queued or being written.
@@ -38,10 +38,10 @@ class ExportJobAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request):
         """For logins that may export some list (a login without any role sees none)."""
-        return spreadsheets.may_export_any(request)
+        return exports.may_export_any(request)
 
     def has_view_permission(self, request, obj=None):
-        return spreadsheets.may_export_any(request) and (obj is None or obj.user_id == request.user.pk)
+        return exports.may_export_any(request) and (obj is None or obj.user_id == request.user.pk)
 
     def has_add_permission(self, request):
         return False
@@ -59,34 +59,34 @@ class ExportJobAdmin(admin.ModelAdmin):
         ]
 
     def changelist_view(self, request, extra_context=None):
-        spreadsheets.mark_interrupted()
-        spreadsheets.notify_finished(request)  # what this page shows needs no message later
+        exports.mark_interrupted()
+        exports.notify_finished(request)  # what this page shows needs no message later
         mine = ExportJob.objects.filter(user=request.user, state__in=ExportJob.ACTIVE)
         context = {
             "title": _("Your exports"),
             "exports_refresh": REFRESH_SECONDS if mine.exists() else None,
-            "keep_days": spreadsheets.KEEP_DAYS,
+            "keep_days": exports.KEEP_DAYS,
         }
         return super().changelist_view(request, {**context, **(extra_context or {})})
 
     def download_view(self, request, job_id):
         """The owner's complete file, while the owner may still view its list."""
-        spreadsheets.mark_interrupted()
+        exports.mark_interrupted()
         job = ExportJob.objects.filter(pk=job_id, user=request.user).first()
         if job is None:
             raise Http404(_("No such export."))
-        model_admin = spreadsheets.list_admin(job.list_name)
-        if model_admin is None or not spreadsheets.may_export(request.user, model_admin, request):
+        model_admin = exports.list_admin(job.list_name)
+        if model_admin is None or not exports.may_export(request.user, model_admin, request):
             raise Http404(_("No such export."))
-        if not spreadsheets.downloadable(job):
+        if not exports.downloadable(job):
             messages.warning(request, _("This export has no complete file to download."))
             return HttpResponseRedirect(reverse("admin:exchanges_exportjob_changelist"))
-        return spreadsheets.download_response(job)
+        return exports.download_response(job)
 
     @admin.display(description=gettext_lazy("list"))
     def list_column(self, job):
         """The list's name, linking to it with the export's filters (shown on hover)."""
-        label = spreadsheets.list_label(job.list_name).capitalize()
+        label = exports.list_label(job.list_name).capitalize()
         try:
             url = reverse("admin:{}_{}_changelist".format(*job.list_name.split(".", 1)))
         except (NoReverseMatch, TypeError):
@@ -110,7 +110,7 @@ class ExportJobAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("file"))
     def file_column(self, job):
-        if spreadsheets.downloadable(job):
+        if exports.downloadable(job):
             url = reverse("admin:exchanges_exportjob_download", args=[job.pk])
             return format_html('<a href="{}" class="export-download">{}</a> ({})', url, job.file_name, filesizeformat(job.path.stat().st_size))
         if job.state == ExportJob.State.INTERRUPTED:

@@ -1,4 +1,4 @@
-"""Exports of the admin's lists that run as a background job (`exchanges.spreadsheets`).
+"""Exports of the admin's lists that run as a background job (`exchanges.exports`).
 
 A list of a million rows takes minutes to write, far past a web request's timeout: the
 job keeps what the list was (which admin, its filters, search and sort as on screen, the
@@ -54,7 +54,7 @@ class ExportJob(models.Model):
     created_at = models.DateTimeField(_("asked at"), default=timezone.now)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     #: The worker's last sign of life (every few thousand rows): a running job silent for
-    #: long is one whose worker died (`spreadsheets.mark_interrupted`).
+    #: long is one whose worker died (`exports.mark_interrupted`).
     progress_at = models.DateTimeField(_("last progress"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     #: When its owner was told it finished (a message on their next list or exports page).

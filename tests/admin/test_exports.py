@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from exchanges import spreadsheets
+from exchanges import exports, spreadsheets
 from exchanges.models import AccessLogEntry, ExportJob, Team
 from exchanges.spreadsheets import CsvExportMixin
 from exchanges.tasks import export_csv, tend_exports
@@ -163,7 +163,7 @@ def test_an_export_whose_worker_died_is_shown_interrupted_and_its_partial_file_n
     job = queue(staff)
     # The worker took it, wrote part of the file, and was killed.
     ExportJob.objects.filter(pk=job.pk).update(
-        state="running", rows_written=5000, progress_at=timezone.now() - timedelta(seconds=spreadsheets.STALE_SECONDS + 1)
+        state="running", rows_written=5000, progress_at=timezone.now() - timedelta(seconds=exports.STALE_SECONDS + 1)
     )
     job.partial_path.parent.mkdir(parents=True, exist_ok=True)
     job.partial_path.write_text("\ufeffreference\nNEG-1\n", encoding="utf-8")
@@ -206,7 +206,7 @@ def test_old_exports_are_deleted_with_their_files(login, public_negotiation):
     export_csv(str(job.pk))
     assert job.path.exists()
     assert tend_exports() == {"interrupted": 0, "deleted": 0, "orphans": 0}
-    ExportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(days=spreadsheets.KEEP_DAYS + 1))
+    ExportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(days=exports.KEEP_DAYS + 1))
     assert tend_exports()["deleted"] == 1
     assert not job.path.exists() and not ExportJob.objects.exists()
 
@@ -229,7 +229,7 @@ def _queries_writing(user, parties, count):
         NegotiationFactory(participants=[(party, "side") for party in parties], groups=[group], visibility="staff_only")
     job = ExportJob.objects.create(user=user, list_name="exchanges.negotiation", language="en", file_name="n.csv")
     with CaptureQueriesContext(connection) as captured:
-        result = spreadsheets.run_export(job.pk)
+        result = exports.run_export(job.pk)
     return len(captured), result["rows"]
 
 
@@ -264,12 +264,12 @@ def test_on_postgresql_a_worker_streams_the_rows_and_its_progress_is_seen_meanwh
 
     NegotiationFactory.create_batch(12)
     staff = login(superuser=True)
-    monkeypatch.setattr(spreadsheets, "PROGRESS_SECONDS", 0)
-    monkeypatch.setattr(spreadsheets, "PROGRESS_EVERY", 5)
-    monkeypatch.setattr(spreadsheets, "CHUNK_SIZE", 4)
+    monkeypatch.setattr(exports, "PROGRESS_SECONDS", 0)
+    monkeypatch.setattr(exports, "PROGRESS_EVERY", 5)
+    monkeypatch.setattr(exports, "CHUNK_SIZE", 4)
     seen = []
     other = connections.create_connection("default")
-    original = spreadsheets._progress
+    original = exports._progress
 
     def watched(job, **fields):
         original(job, **fields)
@@ -277,7 +277,7 @@ def test_on_postgresql_a_worker_streams_the_rows_and_its_progress_is_seen_meanwh
             cursor.execute("SELECT rows_written FROM exchanges_exportjob WHERE id = %s", [job.pk])
             seen.append(cursor.fetchone()[0])
 
-    monkeypatch.setattr(spreadsheets, "_progress", watched)
+    monkeypatch.setattr(exports, "_progress", watched)
     try:
         job = queue(staff)
         assert export_csv(str(job.pk)) == {"state": "done", "rows": 12}
@@ -290,7 +290,7 @@ def test_on_postgresql_a_worker_streams_the_rows_and_its_progress_is_seen_meanwh
                 cursor.execute("UPDATE exchanges_exportjob SET state = 'interrupted' WHERE id = %s", [job.pk])
             original(job, **fields)
 
-        monkeypatch.setattr(spreadsheets, "_progress", interrupted)
+        monkeypatch.setattr(exports, "_progress", interrupted)
         second = queue(staff, o="1")
         assert export_csv(str(second.pk)) == {"state": "interrupted"}
         second.refresh_from_db()
