@@ -16,12 +16,9 @@ from .base import (
 )
 from .clients import CLIENT_FIELDS, api_client_create, api_client_revoke, api_client_update, hash_token
 from .handovers import HANDOVER_FIELDS, TRANSFER_COUNTS, handover_create, handover_delete, handover_update
+from .events import EVENT_FIELDS, event_create, event_delete, event_update
 from .negotiations import (
-    EVENT_FIELDS,
     NEGOTIATION_FIELDS,
-    event_create,
-    event_delete,
-    event_update,
     negotiation_change_status,
     negotiation_create,
     negotiation_delete,

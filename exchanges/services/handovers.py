@@ -9,7 +9,7 @@ from ..choices import HandoverState
 from ..models import AuditEntry, Handover, Negotiation, Transfer
 from ..models.base import EARLIEST, refuse_unlikely_plan
 from .base import _apply, _client_party, _recorded_by, _save
-from .negotiations import touch_activity
+from .activity import touch_activity
 
 HANDOVER_FIELDS = ("state", "planned_on", "occurred_on", "location", "verified_by", "source", "notes")
 TRANSFER_COUNTS = (

@@ -1,17 +1,13 @@
-"""Writes of negotiations, their participants, covered groups and teams, status changes
-and events."""
-import statistics
-from datetime import datetime, time, timezone as dt_timezone
-
+"""Writes of negotiations, their participants, covered groups, commitments and teams, and
+their status changes. Their activity is `activity.py`, the timeline's events `events.py`."""
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import DateField, DateTimeField, F, IntegerField, Value
-from django.db.models.functions import Cast
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import audit, changes, policy, signals
-from ..choices import HandoverState, NegotiationStatus, ParticipantRole, Visibility, allowed_transitions
+from ..choices import NegotiationStatus, ParticipantRole, Visibility, allowed_transitions
 from ..models import (
     ApiClient,
     AuditEntry,
@@ -19,13 +15,13 @@ from ..models import (
     Handover,
     Transfer,
     CoveredGroup,
-    Event,
     Negotiation,
     Participant,
     Party,
     ReferenceCounter,
     StatusChange,
 )
+from .activity import ACTIVITY_FIELDS, _activity_rows, _opened_start, _refresh_activity
 from .base import IllegalStatusChange, _apply, _client_party, _not_in_future, _recorded_by, _save, _save_new_row, delete_record
 
 
@@ -54,53 +50,6 @@ def _next_reference(year):
                 ReferenceCounter.objects.filter(year=year).update(last_number=F("last_number") + 1)
         number = ReferenceCounter.objects.get(year=year).last_number
     return f"NEG-{year}-{number:04d}"
-
-
-def _opened_start(opened_on):
-    return datetime.combine(opened_on, time.min, tzinfo=dt_timezone.utc)
-
-
-ACTIVITY_FIELDS = ["last_activity_at", "activity_count", "usual_gap"]
-
-
-def _activity_rows(negotiation):
-    """Every activity of the negotiation in one query, as `(sequence, occurred_at,
-    occurred_on)`: its status changes (with their sequence), its events, and its done
-    handovers (a day, no time)."""
-    no_sequence = Cast(Value(None), IntegerField())  # typed NULLs: PostgreSQL matches UNION columns pairwise
-    no_moment, no_day = Cast(Value(None), DateTimeField()), Cast(Value(None), DateField())
-    status_changes = StatusChange.objects.filter(negotiation=negotiation).order_by()
-    events = Event.objects.filter(negotiation=negotiation).order_by()
-    handovers = Handover.objects.filter(negotiation=negotiation, state=HandoverState.DONE).order_by()
-    return list(
-        status_changes.values_list("sequence", "occurred_at", no_day).union(
-            events.values_list(no_sequence, "occurred_at", no_day),
-            handovers.values_list(no_sequence, no_moment, "occurred_on"),
-            all=True,
-        )
-    )
-
-
-def _refresh_activity(negotiation, rows=None, *, also=()):
-    """Recompute from the record itself, so they are always true: `last_activity_at`, the
-    latest real-world time of a status change, an event or a done handover (the start of
-    its day), or the start of `opened_on` while there are none (never a floor); `activity_count`; and
-    `usual_gap`, the median time between two activities (its rhythm, for `off_rhythm`).
-    `rows`: `_activity_rows` already read; `also`: moments of activities written since."""
-    rows = _activity_rows(negotiation) if rows is None else rows
-    times = [moment if day is None else _opened_start(day) for _sequence, moment, day in rows]
-    times += also
-    times.sort()
-    # Activities at the same moment (a status change and its event) are one step of its
-    # rhythm, not a gap of zero that would make any silence look long.
-    moments = sorted(set(times))
-    gaps = [later - earlier for earlier, later in zip(moments, moments[1:])]
-    # The contract's words: the latest activity, even one dated before `opened_on` (an
-    # event learnt of when the negotiation was first recorded); the opening only while
-    # there is none.
-    negotiation.last_activity_at = times[-1] if times else _opened_start(negotiation.opened_on)
-    negotiation.activity_count = len(times)
-    negotiation.usual_gap = statistics.median(gaps) if gaps else None
 
 
 def _check_opened_on(negotiation):
@@ -447,70 +396,3 @@ def negotiation_change_status(*, negotiation, to_status, actor, occurred_at=None
     signals.status_changed.send(sender=Negotiation, negotiation=negotiation, change=change)
     signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
     return change
-
-
-# Events -----------------------------------------------------------------------------
-
-EVENT_FIELDS = ("kind", "occurred_at", "summary", "source")
-
-
-def touch_activity(negotiation):
-    negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
-    _refresh_activity(negotiation)
-    negotiation.save(update_fields=[*ACTIVITY_FIELDS, "updated_at"])
-    signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
-
-
-@transaction.atomic
-def event_create(*, negotiation, actor, parties=(), **fields):
-    """Add an event to the timeline; it counts as activity at its real-world time.
-
-    The negotiation is locked first (its activity is rewritten) and who may add to it
-    asked once the lock is held; eleven statements from BEGIN to COMMIT with the audit
-    entry and the change log (tests/api/test_write_statements.py)."""
-    negotiation = Negotiation.objects.select_for_update().get(pk=negotiation.pk)
-    policy.require(actor, "add", Event, negotiation=negotiation)
-    event = Event(negotiation=negotiation, recorded_by_party=_client_party(actor), **_recorded_by(actor))
-    _apply(event, fields, EVENT_FIELDS)
-    _not_in_future("occurred_at", event.occurred_at)
-    party_ids = list(dict.fromkeys(getattr(party, "pk", party) for party in parties))  # instances or ids, as set() takes
-    with changes.together():
-        _save_new_row(event)
-        Event.parties.through.objects.bulk_create([Event.parties.through(event=event, party_id=pk) for pk in party_ids])
-        audit.record(actor=actor, action=AuditEntry.Action.CREATE, instance=event, after=_event_snapshot(event, party_ids))
-        _refresh_activity(negotiation)
-        negotiation.save(update_fields=[*ACTIVITY_FIELDS, "updated_at"])
-    signals.negotiation_touched.send(sender=Negotiation, negotiation=negotiation)
-    return event
-
-
-def _event_snapshot(event, party_ids=None):
-    """`party_ids`: the event's, when the write has them in hand (no query)."""
-    if party_ids is None:
-        party_ids = event.parties.values_list("pk", flat=True)
-    return audit.snapshot(event, parties=sorted(str(pk) for pk in party_ids))
-
-
-@transaction.atomic
-def event_update(*, event, actor, parties=None, **fields):
-    event = Event.objects.select_for_update().get(pk=event.pk)
-    policy.require(actor, "change", event)
-    before = _event_snapshot(event)
-    _apply(event, fields, EVENT_FIELDS)
-    _not_in_future("occurred_at", event.occurred_at)
-    _save(event)
-    if parties is not None:
-        event.parties.set(parties)
-    audit.record(actor=actor, action=AuditEntry.Action.UPDATE, instance=event, before=before, after=_event_snapshot(event))
-    touch_activity(event.negotiation)
-    return event
-
-
-@transaction.atomic
-def event_delete(*, event, actor):
-    """Remove an event from the timeline; it stays in the audit trail."""
-    policy.require(actor, "delete", event)
-    negotiation = event.negotiation
-    audit.record(actor=actor, action=AuditEntry.Action.DELETE, instance=event, before=_event_snapshot(event))
-    event.delete()
-    touch_activity(negotiation)
