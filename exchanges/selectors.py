@@ -28,7 +28,8 @@ COMMITMENTS_JSON = """SELECT coalesce(json_agg(json_build_object('party', c.part
     FROM exchanges_commitment c WHERE c.negotiation_id = exchanges_negotiation.id"""
 #: `progress` (see `progress` below, its definition in Python): per releasing party, its
 #: commitment and the sums over its transfers in done handovers; committed parties first
-#: in the order recorded, then the others by id.
+#: in the order recorded, then the others by id. A party's transfers are read once (its
+#: handovers of any state name it; only done ones count).
 PROGRESS_JSON = """SELECT coalesce(json_agg(json_build_object('party', r.party_id, 'committed', r.committed,
     'released', r.released, 'verified', r.verified,
     'remaining', CASE WHEN r.committed IS NULL THEN NULL ELSE greatest(r.committed - r.released, 0) END,
@@ -40,14 +41,12 @@ PROGRESS_JSON = """SELECT coalesce(json_agg(json_build_object('party', r.party_i
                 NULL::bigint AS wounded, NULL::boolean AS disputed
             FROM exchanges_commitment c WHERE c.negotiation_id = exchanges_negotiation.id
             UNION ALL
-            SELECT t.from_party_id, NULL, NULL, t.released_count, t.verified_count, t.seriously_wounded_count,
-                greatest(t.released_count, t.received_count, t.verified_count)
-                    <> least(t.released_count, t.received_count, t.verified_count)
-            FROM exchanges_transfer t JOIN exchanges_handover h ON h.id = t.handover_id AND h.state = 'done'
-            WHERE t.negotiation_id = exchanges_negotiation.id
-            UNION ALL
-            SELECT t.from_party_id, NULL, NULL, NULL, NULL, NULL, NULL
-            FROM exchanges_transfer t JOIN exchanges_handover h ON h.id = t.handover_id AND h.state <> 'done'
+            SELECT t.from_party_id, NULL, NULL, CASE WHEN h.state = 'done' THEN t.released_count END,
+                CASE WHEN h.state = 'done' THEN t.verified_count END,
+                CASE WHEN h.state = 'done' THEN t.seriously_wounded_count END,
+                CASE WHEN h.state = 'done' THEN greatest(t.released_count, t.received_count, t.verified_count)
+                    <> least(t.released_count, t.received_count, t.verified_count) END
+            FROM exchanges_transfer t JOIN exchanges_handover h ON h.id = t.handover_id
             WHERE t.negotiation_id = exchanges_negotiation.id) p
         GROUP BY p.party_id) r"""
 

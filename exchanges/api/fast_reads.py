@@ -109,6 +109,18 @@ def visibility_sql():
     return "".join(piece + (f"'{params[index]}'" if index < len(params) else "") for index, piece in enumerate(pieces))
 
 
+@functools.lru_cache(maxsize=256)
+def _statement(where, order, limit, offset):
+    """STATEMENT for these conditions, order and window (a few shapes, built once)."""
+    return STATEMENT.format(
+        visibility=visibility_sql(),
+        where="".join(f" AND {condition}" for condition in where),
+        order=f"ORDER BY {order}" if order else "",
+        limit=limit,
+        offset=offset,
+    )
+
+
 class Row:
     """A negotiation as read here: the attributes `negotiation_representation`,
     `audit.log_reads` and the paginator read from a model instance."""
@@ -188,13 +200,7 @@ class Statement:
             for field in self.order
             if field.lstrip("-") in ORDER_COLUMNS
         )
-        sql = STATEMENT.format(
-            visibility=visibility_sql(),
-            where="".join(f" AND {condition}" for condition in self.where),
-            order=f"ORDER BY {order}" if order else "",
-            limit=int(limit),
-            offset=int(offset),
-        )
+        sql = _statement(tuple(self.where), order, int(limit), int(offset))
         # Prepared and planned once per connection (config/db/base.py) when one plan fits.
         try:
             with connection.prepared_cursor() if self.plan_fits_any_values() else connection.cursor() as cursor:

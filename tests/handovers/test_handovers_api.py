@@ -105,12 +105,16 @@ def test_progress_marks_disagreeing_counts_and_what_remains(exchange, ua_api, uk
     ]  # fmt: skip
 
 
-def test_the_sql_progress_matches_its_definition(exchange, ua_api, ukraine, russia):
+def test_the_sql_progress_matches_its_definition(exchange, ua_api, ukraine, russia, icrc):
     from exchanges import selectors
 
     commit(ua_api, exchange, {"party": str(ukraine.pk), "count": None})
     ua_api.post(url(exchange), {"state": "done", "occurred_on": "2025-06-01", "transfers": [
         transfer(ukraine, russia, released_count=7, verified_count=7), transfer(russia, ukraine, received_count=3),
+    ]}, format="json")  # fmt: skip
+    # Only in handovers not done: a party listed, with nothing released and nothing disputed.
+    ua_api.post(url(exchange), {"state": "planned", "transfers": [
+        transfer(icrc, ukraine, planned_count=5, released_count=4, verified_count=2),
     ]}, format="json")  # fmt: skip
     from django.db import connection
     from django.db.models import JSONField
@@ -120,7 +124,9 @@ def test_the_sql_progress_matches_its_definition(exchange, ua_api, ukraine, russ
         pytest.skip("PROGRESS_JSON is PostgreSQL's")
     in_sql = Negotiation.objects.annotate(p=RawSQL(selectors.PROGRESS_JSON, [], output_field=JSONField())).get(pk=exchange.pk).p
     assert in_sql == selectors.progress(Negotiation.objects.get(pk=exchange.pk))
-    assert [row["released"] for row in in_sql] == [7, 0]
+    assert [row["released"] for row in in_sql] == [7, 0, 0]
+    assert {row["party"] for row in in_sql} == {str(ukraine.pk), str(russia.pk), str(icrc.pk)}
+    assert not any(row["disputed"] for row in in_sql)
 
 
 @pytest.mark.parametrize(
