@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 
 #: Rows fetched from the database at a time.
 CHUNK_SIZE = 2000
+#: An export of at least this share of its table reads the cells listing related rows
+#: (a negotiation's participants) for the whole table at once, in sequence, instead of a
+#: subquery per row (spreadsheets.RelatedCells): a million subqueries read the related
+#: tables' pages in random order, most from disk (57 s for 1M negotiations; grouped: about 25 s).
+WHOLE_TABLE_SHARE = 0.2
 #: How often a running export writes its progress (and shows it is alive), at most: every
 #: PROGRESS_EVERY rows, once PROGRESS_SECONDS have passed.
 PROGRESS_SECONDS = 1.0
@@ -210,10 +215,11 @@ def _write(job):
         raise PermissionDenied
     request._csv_export = True
     changelist = model_admin.get_changelist_instance(request)
-    queryset = model_admin.csv_queryset(changelist.queryset)
+    queryset = model_admin.csv_rows_queryset(changelist.queryset)
     columns = spreadsheets._Columns(model_admin, queryset)
     rows = queryset.values_list(*columns.lookups)
-    if job.rows_expected is None:
+    expected = job.rows_expected
+    if expected is None:
         from .admin.counts import estimated_rows
 
         expected = estimated_rows(changelist.queryset)
@@ -232,6 +238,8 @@ def _write(job):
     # a third of the time alone). Progress is written here, on the writer's connection,
     # outside any transaction: others see it at once.
     streaming = connection.vendor == "postgresql" and not connection.in_atomic_block
+    if streaming and model_admin.csv_related_cells and _most_of_table(model_admin.model, expected):
+        rows = _GroupedCells(model_admin.csv_queryset(changelist.queryset), columns.lookups, model_admin.csv_related_cells)
     source = _read_ahead(rows) if streaming else rows.iterator(chunk_size=CHUNK_SIZE)
     try:
         with open(job.partial_path, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
@@ -258,6 +266,52 @@ def _write(job):
             raise ExportStopped
         _log_staff_only(job.user, staff_only)
     return written
+
+
+def _most_of_table(model, rows):
+    """Whether `rows` are at least WHOLE_TABLE_SHARE of the model's table (the planner's
+    count of it; a table never analysed is taken as small)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [model._meta.db_table])
+        found = cursor.fetchone()
+    return bool(found) and found[0] > 0 and rows >= WHOLE_TABLE_SHARE * found[0]
+
+
+class _GroupedCells:
+    """The rows `values_list(*lookups)` of `base` (the list: its filters and order) gives,
+    with each cell of `related` (lookup -> RelatedCells) joined from its grouped read of
+    the whole related table instead of a subquery per row. One statement; the list's order
+    is kept by numbering its rows before the joins. Values come as the database gives them
+    (no field converters: the lists that use this have none on their columns)."""
+
+    def __init__(self, base, lookups, related):
+        plain = [lookup for lookup in lookups if lookup not in related]
+        keyed = plain if "pk" in plain else [*plain, "pk"]
+        inner_sql, params = base.values_list(*keyed).query.sql_with_params()
+        names = [f"c{index}" for index in range(len(keyed))]
+        key = names[keyed.index("pk")]
+        selected, joins, params = [], [], list(params)
+        for lookup in lookups:
+            if lookup in related:
+                alias = f"r{len(joins)}"
+                sql, more = related[lookup].grouped().query.sql_with_params()
+                joins.append(f"LEFT JOIN ({sql}) AS {alias} (key, cell) ON {alias}.key = q.{key}")
+                params += more
+                selected.append(f"coalesce({alias}.cell, '')")
+            else:
+                selected.append(f"q.{names[plain.index(lookup)]}")
+        self.sql = (
+            f"SELECT {', '.join(selected)} FROM (SELECT i.*, row_number() OVER () AS row_number "
+            f"FROM ({inner_sql}) AS i ({', '.join(names)})) AS q {' '.join(joins)} ORDER BY q.row_number"
+        )
+        self.params = params
+
+    def iterator(self, chunk_size):
+        """Streamed from a server-side cursor: call within a transaction."""
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            while chunk := cursor.fetchmany(chunk_size):
+                yield from chunk
 
 
 _END = object()

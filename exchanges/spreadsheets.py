@@ -22,7 +22,7 @@ from django.contrib import messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db import models
-from django.db.models import Subquery, TextField
+from django.db.models import OuterRef, Subquery, TextField
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -79,6 +79,30 @@ class JoinedCells(Subquery):
         return self.as_sql(
             compiler, connection, template="(SELECT GROUP_CONCAT(cell, '; ') FROM (%(subquery)s))", **extra_context
         )
+
+
+class RelatedCells:
+    """A cell listing a row's related rows ("Government of Ukraine (Side); ICRC (Mediator)"),
+    built in SQL two ways: `per_row()`, a correlated subquery for each row of the list (a
+    part of a big table: it reads only the rows listed), and `grouped()`, every row's cell
+    at once, grouped by `key` (most of a big table: the related table is read in order,
+    where a million subqueries read its pages in random order, most of them from disk;
+    exports.WHOLE_TABLE_SHARE). `cell` returns the expression of one related row's text,
+    called in the export's language; `order` orders them within a cell."""
+
+    def __init__(self, model, key, cell, order="id"):
+        self.model, self.key, self.cell, self.order = model, key, cell, order
+
+    def per_row(self):
+        related = self.model.objects.filter(**{self.key: OuterRef("pk")}).order_by(self.order)
+        return JoinedCells(related.annotate(cell=self.cell()).values("cell"))
+
+    def grouped(self):
+        """(key, cell) for every row that has related rows (PostgreSQL)."""
+        from django.contrib.postgres.aggregates import StringAgg
+
+        rows = self.model.objects.order_by().values(self.key)
+        return rows.annotate(cell=StringAgg(self.cell(), "; ", order_by=self.order)).values_list(self.key, "cell")
 
 
 def label_sql(field_name, choices):
@@ -196,13 +220,14 @@ class CsvExportMixin:
     """Adds "Export CSV" to a ModelAdmin's list: the rows the list shows, on every page.
 
     `csv_columns`: a lookup as `values()` takes it ("reference", "negotiation__title",
-    or an annotation that `csv_queryset` adds), which is also its header, and whose
+    or an annotation of `csv_queryset` or `csv_related_cells`), which is also its header, and whose
     choices are written as their labels in the user's language; or a (header, lookup) or
     (header, function) pair, the function taking the row as a dict of the lookups read
     (`csv_row_values` adds lookups the functions need). Never a per-row query.
-    `csv_queryset` adds annotations and ordering to the list's queryset (it runs in the
-    user's language). `csv_negotiation_field` names the rows' negotiation ("pk" for
-    negotiations themselves), so that the staff-only ones an export includes are logged.
+    `csv_related_cells` maps an annotation (a column's lookup) to the `RelatedCells` that
+    fills it. `csv_queryset` adds other annotations and ordering to the list's queryset (it
+    runs in the user's language). `csv_negotiation_field` names the rows' negotiation ("pk"
+    for negotiations themselves), so that the staff-only ones an export includes are logged.
     """
 
     change_list_template = "admin/csv_change_list.html"
@@ -210,12 +235,19 @@ class CsvExportMixin:
     csv_row_values = ()
     csv_filename = "export"  # ASCII: it goes in a header
     csv_negotiation_field = None
+    csv_related_cells = {}
     #: Lists of up to this many rows are written at once and downloaded in the request;
     #: bigger ones go to a worker (the exports page shows them).
     csv_inline_rows = 2000
 
     def csv_queryset(self, queryset):
         return queryset
+
+    def csv_rows_queryset(self, queryset):
+        """The list's queryset with every column: `csv_queryset`'s, and each related cell
+        as a subquery per row."""
+        queryset = self.csv_queryset(queryset)
+        return queryset.annotate(**{name: cells.per_row() for name, cells in self.csv_related_cells.items()})
 
     def _csv_url_name(self, action):
         return f"{self.opts.app_label}_{self.opts.model_name}_{action}"

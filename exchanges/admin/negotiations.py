@@ -30,7 +30,7 @@ from ..models import (
     StatusChange,
 )
 from ..selectors import NEXT_STEP_WINDOWS, next_step_q
-from ..spreadsheets import CsvExportMixin, JoinedCells, label_sql
+from ..spreadsheets import CsvExportMixin, RelatedCells, label_sql
 
 from . import agreement, case_file
 from .counts import FlatListMixin
@@ -167,17 +167,15 @@ class ChangeStatusForm(forms.Form):
         self.fields["occurred_at"].initial = timezone.now().replace(microsecond=0)
 
 
-def _participants_cell():
-    """"Government of Ukraine (Side); ICRC (Mediator)": each participant's party and role
-    (in the current language), in the order they were added, in SQL."""
-    cell = Concat(F("party__name"), Value(" ("), label_sql("role", ParticipantRole.choices), Value(")"))
-    participants = Participant.objects.filter(negotiation=OuterRef("pk")).order_by("id")
-    return JoinedCells(participants.annotate(cell=cell).values("cell"))
+def _participant_text():
+    """"Government of Ukraine (Side)": a participant's party and role (in the current language)."""
+    return Concat(F("party__name"), Value(" ("), label_sql("role", ParticipantRole.choices), Value(")"))
 
 
-def _groups_cell():
-    covered = CoveredGroup.objects.filter(negotiation=OuterRef("pk")).order_by("id")
-    return JoinedCells(covered.annotate(cell=F("group__name")).values("cell"))
+#: The export's cells listing a negotiation's participants and covered groups, in the order
+#: they were added ("Government of Ukraine (Side); ICRC (Mediator)").
+PARTICIPANTS_CELL = RelatedCells(Participant, "negotiation_id", _participant_text)
+GROUPS_CELL = RelatedCells(CoveredGroup, "negotiation_id", lambda: F("group__name"))
 
 
 @admin.register(Negotiation)
@@ -201,8 +199,7 @@ class NegotiationAdmin(ServiceDeleteMixin, IndexedSearchMixin, FlatListMixin, Cs
         "summary",
     ]
 
-    def csv_queryset(self, queryset):
-        return queryset.annotate(csv_participants=_participants_cell(), csv_groups=_groups_cell())
+    csv_related_cells = {"csv_participants": PARTICIPANTS_CELL, "csv_groups": GROUPS_CELL}
 
     list_display = [
         "reference",
