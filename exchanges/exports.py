@@ -45,7 +45,7 @@ CHUNK_SIZE = 2000
 #: An export of at least this share of its table reads the cells listing related rows
 #: (a negotiation's participants) for the whole table at once, in sequence, instead of a
 #: subquery per row (spreadsheets.RelatedCells): a million subqueries read the related
-#: tables' pages in random order, most from disk (57 s for 1M negotiations; grouped: about 25 s).
+#: tables' pages in random order, most from disk (1M negotiations: 57 s; grouped: 38 s).
 WHOLE_TABLE_SHARE = 0.2
 #: How often a running export writes its progress (and shows it is alive), at most: every
 #: PROGRESS_EVERY rows, once PROGRESS_SECONDS have passed.
