@@ -6,9 +6,10 @@ tracker and a bare WSGI floor through gunicorn, drives both with wrk on loopback
 queries per request, and times the stall scan beside the bare SQL that does the same
 flagging; then every API list beside the negotiation list, and status changes and events
 written through the API beside a bare INSERT and COMMIT, with the statements each write
-takes; every admin page of `scripts/bench_admin_lists.py` (lists, filters, searches, the
-negotiation and group pages, the dashboard) and the CSV export of every negotiation as
-a worker runs it; last, a table of growth from the smallest size to the largest. Environment:
+takes; the CSV export of every negotiation as a worker runs it; then every admin page of
+`scripts/bench_admin_lists.py` (lists, filters, searches, the negotiation and group pages,
+the dashboard) at every size in alternation, BENCH_ADMIN_ROUNDS rounds (default 3); last,
+a table of growth from the smallest size to the largest. Environment:
 BENCH_SIZES (default 10000,1000000; 100000 may be added), BENCH_SECONDS per measurement
 (default 10), BENCH_DATABASE_URL (default DATABASE_URL or the local server).
 
@@ -119,7 +120,7 @@ def django_queries(size):
 from bench_data import load  # noqa: E402 - the dataset, by COPY
 from bench_floor_scan import FLOOR_CHANGES, FLOOR_SCAN  # noqa: E402 - the scan's floor, in SQL
 from bench_api import api_lists, api_writes, list_counts, measure_lists, report_lists_and_writes, write_statements  # noqa: E402
-from bench_staff import admin_pages, export_all, report_admin_and_export, vacuum  # noqa: E402
+from bench_staff import admin_pages, admin_pages_alternating, export_all, report_admin_and_export, vacuum  # noqa: E402
 
 
 def reset_flags(cursor):
@@ -316,7 +317,6 @@ def measure(size):
         for process in (app, floor):
             process.terminate()
             process.wait(timeout=30)
-    results["admin"] = admin_pages(size)
     results["export"] = export_all(size)
     return results
 
@@ -395,6 +395,10 @@ def main():
     results = {}
     for size in SIZES:
         results[size] = measure(size)
+    # Last, every size's admin pages in alternation (bench_staff.admin_pages_alternating).
+    print("\n== admin pages, sizes in alternation ==", flush=True)
+    for size, pages in admin_pages_alternating(SIZES).items():
+        results[size]["admin"] = pages
     print(f"\nmachine: {os.cpu_count()} cores; {SECONDS}s per HTTP measurement; {NOW.isoformat()}")
     print("raw: " + json.dumps({str(size): figures for size, figures in results.items()}))
     report(results)

@@ -2,6 +2,7 @@
 export of every negotiation (`scripts/bench_export.py`), each run against a size's database."""
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -9,6 +10,8 @@ from bench_common import ROOT, app_env, db_url
 
 #: Runs of each admin page (the median is the growth table's figure).
 ADMIN_RUNS = int(os.environ.get("BENCH_ADMIN_RUNS", "5"))
+#: Rounds of `make bench`'s admin pages, each measuring every size once (alternating sizes).
+ADMIN_ROUNDS = int(os.environ.get("BENCH_ADMIN_ROUNDS", "3"))
 
 
 def vacuum(size):
@@ -33,6 +36,35 @@ def admin_pages(size):
     """Every page of `scripts/bench_admin_lists.py` (the admin's lists, filters, searches,
     the negotiation and group pages, the dashboard) as a superuser, rolled back: ms and queries."""
     return json_line(["scripts/bench_admin_lists.py", "--runs", str(ADMIN_RUNS)], size)
+
+
+def admin_pages_alternating(sizes):
+    """`admin_pages` of every size, once per round for ADMIN_ROUNDS rounds, sizes in
+    alternation; per page, the median of the rounds' medians (fastest and slowest of all).
+
+    The pages are mostly Python (their SQL takes a few ms at every size), so they follow
+    this machine's speed, which drifts over the minutes between one size's phase and the
+    next: the same pages at 10k measured 20-33 ms within ten minutes, and a run that
+    measured each size once, ten minutes apart, showed "growth" of up to 2x that measuring
+    both sizes again minutes later did not (BENCHMARKS.md, session 13). Alternating puts
+    both sizes in every stretch of the machine's speed."""
+    rounds = {size: [] for size in sizes}
+    for _round in range(ADMIN_ROUNDS):
+        for size in sizes:
+            rounds[size].append(admin_pages(size))
+    pooled = {}
+    for size, measured in rounds.items():
+        pooled[size] = {}
+        for page in measured[0]:
+            figures = [each[page] for each in measured if page in each]
+            pooled[size][page] = {
+                **figures[-1],
+                "fastest": min(figure["fastest"] for figure in figures),
+                "median": statistics.median(figure["median"] for figure in figures),
+                "slowest": max(figure["slowest"] for figure in figures),
+                "rounds": [figure["median"] for figure in figures],
+            }
+    return pooled
 
 
 def export_all(size):
