@@ -6,10 +6,12 @@ tracker and a bare WSGI floor through gunicorn, drives both with wrk on loopback
 queries per request, and times the stall scan beside the bare SQL that does the same
 flagging; then every API list beside the negotiation list, and status changes and events
 written through the API beside a bare INSERT and COMMIT, with the statements each write
-takes; the CSV export of every negotiation as a worker runs it; then every admin page of
-`scripts/bench_admin_lists.py` (lists, filters, searches, the negotiation and group pages,
-the dashboard) at every size in alternation, BENCH_ADMIN_ROUNDS rounds (default 3); last,
-a table of growth from the smallest size to the largest. Environment:
+takes; the CSV export of every negotiation as a worker runs it; then, every size in
+alternation (the machine's speed drifts between one size's phase and the next), every
+admin page of `scripts/bench_admin_lists.py` (lists, filters, searches, the negotiation and
+group pages, the dashboard), BENCH_ADMIN_ROUNDS rounds (default 3), and the negotiations
+list, detail and sync and the writes, BENCH_HTTP_ROUNDS rounds (default 2), medians of the
+rounds; last, a table of growth from the smallest size to the largest. Environment:
 BENCH_SIZES (default 10000,1000000; 100000 may be added), BENCH_SECONDS per measurement
 (default 10), BENCH_DATABASE_URL (default DATABASE_URL or the local server).
 
@@ -25,6 +27,7 @@ admin pages and the export); `bench_data.py` loads a dataset, `bench_floor*.py` 
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -268,39 +271,10 @@ def measure(size):
     print(f"\n== {size:,} negotiations ==", flush=True)
     ensure_dataset(size)
     results = {"dataset": dataset_shape(size), "queries": in_django(size, "queries")}
-    token = subprocess.run([sys.executable, "manage.py", "create_api_client", "--party", "B0", "--name", f"bench {time.time()}"], cwd=ROOT, env=app_env(size), capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-    import psycopg
-
-    with psycopg.connect(db_url(size)) as connection:
-        # The latest negotiation visible to all partners whose agreement is being carried out
-        # (commitments and a done handover): its detail reads commitments and progress.
-        detail_id = connection.execute(
-            "SELECT id FROM exchanges_negotiation n WHERE visibility = 'all_partners' AND EXISTS "
-            "(SELECT 1 FROM exchanges_handover h WHERE h.negotiation_id = n.id AND h.state = 'done') "
-            "ORDER BY created_at DESC LIMIT 1"
-        ).fetchone()[0]
-    app, floor = serve(size)
-    try:
-        since = (NOW - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        base = f"http://127.0.0.1:{APP_PORT}/api/v1/negotiations/"
-        results["http"] = {
-            "list": wrk(base + "?page_size=50", token),
-            "floor list": wrk(f"http://127.0.0.1:{FLOOR_PORT}/floor/negotiations/?page_size=50"),
-            "detail": wrk(f"{base}{detail_id}/", token),
-            "floor detail": wrk(f"http://127.0.0.1:{FLOOR_PORT}/floor/negotiations/{detail_id}/"),
-            "sync (updated_since)": wrk(f"{base}?page_size=50&updated_since={since}&ordering=updated_at", token),
-        }
-    finally:
-        for process in (app, floor):
-            process.terminate()
-            process.wait(timeout=30)
-    # Before the scans: the negotiations written to must have no open flag (a write would
-    # resolve it), so the flags an earlier run's scan left are cleared first; the writes
-    # are taken out again, and the scans start from a reset anyway.
-    with psycopg.connect(db_url(size), autocommit=True) as connection, connection.cursor() as cursor:
-        reset_flags(cursor)
-        cursor.execute("CHECKPOINT")
-    results["writes"] = api_writes(size)
+    token = api_token(size)
+    # The scans start from a clean slate: the flags an earlier run's scan left are cleared.
+    reset(size)
+    results["http"] = {}
     results["floor scan"] = floor_scan(size)
     results["scan"] = in_django(size, "scan")
     # The scans leave dead row versions that autovacuum would clear in a deployment, and
@@ -319,6 +293,86 @@ def measure(size):
             process.wait(timeout=30)
     results["export"] = export_all(size)
     return results
+
+
+def api_token(size):
+    return subprocess.run([sys.executable, "manage.py", "create_api_client", "--party", "B0", "--name", f"bench {time.time()}"], cwd=ROOT, env=app_env(size), capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+
+
+def reset(size):
+    import psycopg
+
+    with psycopg.connect(db_url(size), autocommit=True) as connection, connection.cursor() as cursor:
+        reset_flags(cursor)
+        cursor.execute("CHECKPOINT")
+
+
+def http_reads(size, token):
+    """The negotiations list, detail and sync through gunicorn, each beside its floor."""
+    import psycopg
+
+    with psycopg.connect(db_url(size)) as connection:
+        # The latest negotiation visible to all partners whose agreement is being carried out
+        # (commitments and a done handover): its detail reads commitments and progress.
+        detail_id = connection.execute(
+            "SELECT id FROM exchanges_negotiation n WHERE visibility = 'all_partners' AND EXISTS "
+            "(SELECT 1 FROM exchanges_handover h WHERE h.negotiation_id = n.id AND h.state = 'done') "
+            "ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()[0]
+    app, floor = serve(size)
+    try:
+        since = (NOW - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        base = f"http://127.0.0.1:{APP_PORT}/api/v1/negotiations/"
+        return {
+            "list": wrk(base + "?page_size=50", token),
+            "floor list": wrk(f"http://127.0.0.1:{FLOOR_PORT}/floor/negotiations/?page_size=50"),
+            "detail": wrk(f"{base}{detail_id}/", token),
+            "floor detail": wrk(f"http://127.0.0.1:{FLOOR_PORT}/floor/negotiations/{detail_id}/"),
+            "sync (updated_since)": wrk(f"{base}?page_size=50&updated_since={since}&ordering=updated_at", token),
+        }
+    finally:
+        for process in (app, floor):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+#: Rounds of the API reads and writes, each measuring every size once (alternating sizes).
+HTTP_ROUNDS = int(os.environ.get("BENCH_HTTP_ROUNDS", "2"))
+
+
+def _pooled(measured):
+    """One wrk figure from several rounds': the median of each, the errors summed."""
+    return {
+        "rps": statistics.median(each["rps"] for each in measured),
+        "p50": statistics.median(each["p50"] for each in measured),
+        "p99": statistics.median(each["p99"] for each in measured),
+        "errors": sum(each["errors"] for each in measured),
+        "rounds": [each["p50"] for each in measured],
+    }
+
+
+def reads_and_writes_alternating(sizes):
+    """The API's list, detail and sync reads and its writes at every size, once per round
+    for HTTP_ROUNDS rounds, sizes in alternation (see bench_staff.admin_pages_alternating:
+    the machine's speed drifts between one size's phase and the next). Each round starts
+    from the dataset without flags (`reset`), as the writes need: a flagged negotiation's
+    write would resolve its flag. Run after the scans and the admin pages."""
+    tokens = {size: api_token(size) for size in sizes}
+    rounds = {size: {"http": [], "writes": []} for size in sizes}
+    for _round in range(HTTP_ROUNDS):
+        for size in sizes:
+            reset(size)
+            rounds[size]["http"].append(http_reads(size, tokens[size]))
+            rounds[size]["writes"].append(api_writes(size))
+    pooled = {}
+    for size, measured in rounds.items():
+        http = {name: _pooled([each[name] for each in measured["http"]]) for name in measured["http"][0]}
+        done = [each for each in measured["writes"] if "skipped" not in each]
+        writes = measured["writes"][-1]
+        if done:
+            writes = {**done[-1], **{name: _pooled([each[name] for each in done]) for name in done[-1] if name != "statements"}}
+        pooled[size] = {"http": http, "writes": writes}
+    return pooled
 
 
 def report(all_results):
@@ -399,6 +453,10 @@ def main():
     print("\n== admin pages, sizes in alternation ==", flush=True)
     for size, pages in admin_pages_alternating(SIZES).items():
         results[size]["admin"] = pages
+    print("\n== API reads and writes, sizes in alternation ==", flush=True)
+    for size, figures in reads_and_writes_alternating(SIZES).items():
+        results[size]["http"].update(figures["http"])
+        results[size]["writes"] = figures["writes"]
     print(f"\nmachine: {os.cpu_count()} cores; {SECONDS}s per HTTP measurement; {NOW.isoformat()}")
     print("raw: " + json.dumps({str(size): figures for size, figures in results.items()}))
     report(results)
