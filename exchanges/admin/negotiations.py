@@ -5,6 +5,7 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Exists, F, OuterRef, Q, Value
@@ -33,7 +34,7 @@ from ..selectors import NEXT_STEP_WINDOWS, next_step_q
 from ..spreadsheets import CsvExportMixin, RelatedCells, label_sql
 
 from . import agreement, case_file
-from .counts import FlatListMixin
+from .counts import FlatCountPaginator, FlatListMixin
 from .search import THROUGH_NEGOTIATION, IndexedSearchMixin, SearchSpec
 from .list_filters import StaffLoginFilter
 from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, adopt, changed_fields, is_saved
@@ -200,6 +201,21 @@ class NegotiationAdmin(ServiceDeleteMixin, IndexedSearchMixin, FlatListMixin, Cs
     ]
 
     csv_related_cells = {"csv_participants": PARTICIPANTS_CELL, "csv_groups": GROUPS_CELL}
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        """A list filtered by a party alone, for a login that sees every negotiation, is
+        counted from the participants' (party, negotiation) index: a party takes part in a
+        negotiation once, so its rows there are the list's. Counting the list itself probed
+        each of up to CAP + 1 negotiations by id (1M: 20 ms against 2)."""
+        paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        if set(request.GET) - {ORDER_VAR, PAGE_VAR} == {"party"} and policy.sees_every_staff_only(request.user):
+            try:
+                party = uuid.UUID(request.GET["party"])
+            except ValueError:
+                return paginator
+            if isinstance(paginator, FlatCountPaginator):
+                paginator.count_queryset = Participant.objects.filter(party=party)
+        return paginator
 
     list_display = [
         "reference",

@@ -90,6 +90,29 @@ def test_the_party_filter_still_filters(staff, recorded, outsider):
     assert list(response.context["cl"].result_list) == [recorded]
 
 
+def test_a_party_alone_is_counted_from_its_participations_for_a_login_that_sees_everything(
+    staff, recorded, ukraine, django_user_model, client
+):
+    """Counted from the participants' index (no probe of each negotiation); the count is
+    the list's, its staff-only negotiations included; a login that does not see every
+    staff-only negotiation gets the list's own count, without them."""
+    NegotiationFactory(participants=[(ukraine, "observer")], visibility="all_partners")
+    url = reverse("admin:exchanges_negotiation_changelist")
+    statements, response = _sql_of(staff, url, {"party": str(ukraine.pk), "o": "1"})
+    counted = [sql for sql in statements if "COUNT(" in sql.upper()]
+    assert counted and all("exchanges_negotiation" not in sql for sql in counted), counted
+    assert response.context["cl"].result_count == 2 == len(response.context["cl"].result_list)
+
+    from django.contrib.auth.models import Group
+
+    editor = django_user_model.objects.create_user(username="outside-the-team", password="pw-staff-123", is_staff=True)
+    editor.groups.add(Group.objects.get(name="Editor"))
+    client.force_login(editor)
+    statements, response = _sql_of(client, url, {"party": str(ukraine.pk)})
+    assert response.context["cl"].result_count == 1  # not the staff-only one of a team it is not in
+    assert any("exchanges_negotiation" in sql for sql in statements if "COUNT(" in sql.upper())
+
+
 def test_the_date_filter_replaces_the_date_hierarchy(staff, recorded):
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)  # as Django's own links write it
     url = reverse("admin:exchanges_statuschange_changelist")
