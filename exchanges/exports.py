@@ -271,10 +271,10 @@ def _write(job):
 def _most_of_table(model, rows):
     """Whether `rows` are at least WHOLE_TABLE_SHARE of the model's table (the planner's
     count of it; a table never analysed is taken as small)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [model._meta.db_table])
-        found = cursor.fetchone()
-    return bool(found) and found[0] > 0 and rows >= WHOLE_TABLE_SHARE * found[0]
+    from .admin.counts import planned_rows
+
+    table = planned_rows(model)
+    return table is not None and table > 0 and rows >= WHOLE_TABLE_SHARE * table
 
 
 class _GroupedCells:

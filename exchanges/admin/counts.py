@@ -18,14 +18,23 @@ CAP = 10_000
 def estimated_rows(queryset):
     """The planner's estimate of the rows of an unfiltered queryset's table, or None where
     there is none (another database, a filtered queryset, a table never analysed)."""
-    connection = connections[queryset.db]
     query = queryset.query
-    if connection.vendor != "postgresql" or query.where or query.distinct or query.combinator or query.is_sliced:
+    if query.where or query.distinct or query.combinator or query.is_sliced:
+        return None
+    rows = planned_rows(queryset.model, queryset.db)
+    return rows if rows is not None and rows > CAP else None  # a small table is counted exactly
+
+
+def planned_rows(model, using="default"):
+    """The planner's count of the model's table (`pg_class.reltuples`), or None where there
+    is none (another database; -1 for a table never analysed)."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
         return None
     with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [queryset.model._meta.db_table])
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [model._meta.db_table])
         row = cursor.fetchone()
-    return row[0] if row and row[0] > CAP else None  # a small table is counted exactly
+    return row[0] if row else None
 
 
 def capped_count(queryset, cap=None):

@@ -1,14 +1,13 @@
-"""Negotiations, their participants, covered groups, commitments, status history and events
-(the agreement at a glance and "Record handover" are in `agreement`)."""
-import uuid
+"""Negotiations, their participants, covered groups and commitments (the agreement at a
+glance and "Record handover" are in `agreement`, the status history and events in
+`timeline`, the list's filters in `list_filters`)."""
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -19,25 +18,23 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import charts, policy, services
 from ..choices import FINAL, NegotiationStatus, ParticipantRole, allowed_transitions
-from ..filters import aliases_match, mine_q
+from ..filters import aliases_match
 from ..models import (
     AuditEntry,
     Commitment,
     CoveredGroup,
-    Event,
     Negotiation,
     Participant,
     Party,
     StatusChange,
 )
-from ..selectors import NEXT_STEP_WINDOWS, next_step_q
 from ..spreadsheets import CsvExportMixin, RelatedCells, label_sql
 
 from . import agreement, case_file
 from .counts import FlatCountPaginator, FlatListMixin
-from .search import THROUGH_NEGOTIATION, IndexedSearchMixin, SearchSpec
-from .list_filters import StaffLoginFilter
-from .base import AuditedAdminMixin, ReadOnlyAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, adopt, changed_fields, is_saved
+from .search import IndexedSearchMixin, SearchSpec
+from .list_filters import MineFilter, NextStepFilter, PartyTakingPartFilter, StaffLoginFilter, StalledFilter
+from .base import AuditedAdminMixin, RecordAdmin, RecordTabularInline, ServiceDeleteMixin, adopt, changed_fields, is_saved
 
 
 def _manages_access(request, negotiation=None):
@@ -63,23 +60,6 @@ class CoveredGroupInline(RecordTabularInline):
     autocomplete_fields = ["group"]
 
 
-class MineFilter(admin.SimpleListFilter):
-    """My work: negotiations where I am the case officer or one of my teams works."""
-
-    title = _("whose")
-    parameter_name = "mine"
-
-    def lookups(self, request, model_admin):
-        return [("yes", _("Mine (case officer or my teams)"))]
-
-    def queryset(self, request, queryset):
-        if not self.value():
-            return queryset
-        if self.value() != "yes":
-            raise IncorrectLookupParameters(_("Use mine=yes."))
-        return queryset.filter(mine_q(request.user))
-
-
 def status_badge(negotiation):
     """The status in a colour that says what it means: open, stalled or final."""
     state = case_file.status_state(negotiation)
@@ -94,61 +74,6 @@ def stalled_mark(negotiation):
     if not negotiation.stalled or negotiation.status in FINAL:
         return "–"
     return format_html('<span class="status-badge status-stalled">{}</span>', _("Stalled"))
-
-
-class StalledFilter(admin.SimpleListFilter):
-    title = _("stalled")
-    parameter_name = "stalled"
-
-    def lookups(self, request, model_admin):
-        return [("yes", _("Stalled")), ("no", _("Not stalled"))]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(stalled=True)
-        if self.value() == "no":
-            return queryset.filter(stalled=False)
-        return queryset
-
-
-class NextStepFilter(admin.SimpleListFilter):
-    """Open negotiations by their next step's due date, as the dashboard links to them."""
-
-    title = _("next step")
-    parameter_name = "next_step"
-
-    def lookups(self, request, model_admin):
-        return [
-            ("overdue", _("Overdue")),
-            ("week", _("Due in the coming week")),
-            ("later", _("Due later")),
-            ("none", _("No due date")),
-        ]
-
-    def queryset(self, request, queryset):
-        if self.value() in NEXT_STEP_WINDOWS:
-            return queryset.filter(next_step_q(self.value(), today=timezone.localdate()))
-        return queryset
-
-
-class PartyTakingPartFilter(admin.SimpleListFilter):
-    title = _("party")
-    parameter_name = "party"
-
-    def lookups(self, request, model_admin):
-        """Every party, from its own (small) table, as on every negotiation's page and to
-        every API client: finding only those taking part in a negotiation the login may
-        see was a DISTINCT over every participant (seconds at a million)."""
-        return [(str(party.pk), str(party)) for party in Party.objects.order_by("name")]
-
-    def queryset(self, request, queryset):
-        if not self.value():
-            return queryset
-        try:
-            party = uuid.UUID(self.value())
-        except ValueError:  # a hand-edited address: the list's "invalid filter" page, not a 500
-            raise IncorrectLookupParameters(_("Not a party id.")) from None
-        return queryset.filter(Exists(Participant.objects.filter(negotiation=OuterRef("pk"), party=party)))
 
 
 class ChangeStatusForm(forms.Form):
@@ -208,13 +133,10 @@ class NegotiationAdmin(ServiceDeleteMixin, IndexedSearchMixin, FlatListMixin, Cs
         negotiation once, so its rows there are the list's. Counting the list itself probed
         each of up to CAP + 1 negotiations by id (1M: 20 ms against 2)."""
         paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
-        if set(request.GET) - {ORDER_VAR, PAGE_VAR} == {"party"} and policy.sees_every_staff_only(request.user):
-            try:
-                party = uuid.UUID(request.GET["party"])
-            except ValueError:
-                return paginator
-            if isinstance(paginator, FlatCountPaginator):
-                paginator.count_queryset = Participant.objects.filter(party=party)
+        party_alone = set(request.GET) - {ORDER_VAR, PAGE_VAR} == {PartyTakingPartFilter.parameter_name}
+        if party_alone and policy.sees_every_staff_only(request.user) and isinstance(paginator, FlatCountPaginator):
+            # The value is a party's id: the filter refused any other before the list was built.
+            paginator.count_queryset = Participant.objects.filter(party=request.GET[PartyTakingPartFilter.parameter_name])
         return paginator
 
     list_display = [
@@ -437,65 +359,3 @@ class NegotiationAdmin(ServiceDeleteMixin, IndexedSearchMixin, FlatListMixin, Cs
                 lists["commitments"] = agreement.commitments_from(formset)
         if lists:
             services.negotiation_update(negotiation=form.instance, actor=request.user, **lists)
-
-
-@admin.register(StatusChange)
-class StatusChangeAdmin(IndexedSearchMixin, FlatListMixin, ReadOnlyAdminMixin, RecordAdmin):
-    list_display = ["negotiation", "sequence", "from_status", "to_status", "occurred_at", "recorded_at", "recorded_by"]
-    list_filter = ["to_status", "from_status", ("occurred_at", admin.DateFieldListFilter)]
-    list_select_related = ["negotiation", "recorded_by_user", "recorded_by_client"]
-    search_fields = ["negotiation__reference", "negotiation__title", "note", "source"]
-    search = SearchSpec(text=("note", "source"), related=(THROUGH_NEGOTIATION,))
-    #: Newest first, along `status_change_recent` (the model's order joins the negotiation).
-    ordering = ["-occurred_at", "-id"]
-
-    @admin.display(description=_("recorded by"))
-    def recorded_by(self, change):
-        return change.recorded_by or _("system")
-
-
-@admin.register(Event)
-class EventAdmin(IndexedSearchMixin, FlatListMixin, AuditedAdminMixin, RecordAdmin):
-    list_display = ["negotiation", "kind", "occurred_at", "short_summary", "source"]
-    list_filter = ["kind", ("occurred_at", admin.DateFieldListFilter)]
-    list_select_related = ["negotiation"]
-    search_fields = ["negotiation__reference", "negotiation__title", "summary", "source"]
-    search = SearchSpec(text=("summary", "source"), related=(THROUGH_NEGOTIATION,))
-    #: Newest first, along `event_recent`.
-    ordering = ["-occurred_at", "-created_at", "-id"]
-    autocomplete_fields = ["negotiation", "parties"]
-    fields = ["negotiation", "kind", "occurred_at", "summary", "parties", "source"]
-
-    @admin.display(description=_("summary"))
-    def short_summary(self, event):
-        return event.summary if len(event.summary) < 80 else event.summary[:77] + "…"
-
-    def get_readonly_fields(self, request, obj=None):
-        fields = list(super().get_readonly_fields(request, obj))
-        return [*fields, "negotiation"] if obj else fields
-
-    def save_model(self, request, obj, form, change):
-        pass  # written with its parties in save_related, through the service
-
-    def save_related(self, request, form, formsets, change):
-        data = {name: form.cleaned_data.get(name) for name in services.EVENT_FIELDS}
-        data["source"] = data["source"] or ""
-        if change:
-            services.event_update(event=form.instance, actor=request.user, parties=form.cleaned_data["parties"], **data)
-        else:
-            adopt(
-                form.instance,
-                services.event_create(
-                    negotiation=form.cleaned_data["negotiation"],
-                    actor=request.user,
-                    parties=form.cleaned_data["parties"],
-                    **data,
-                ),
-            )
-
-    def delete_model(self, request, obj):
-        services.event_delete(event=obj, actor=request.user)
-
-    def delete_queryset(self, request, queryset):
-        for event in queryset:
-            services.event_delete(event=event, actor=request.user)
